@@ -1,0 +1,36 @@
+# Set-up and main jobs. `make demo` and `make test` work on a fresh clone (PyPI only).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo-out
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/aigiqa demo --out $(DEMO)/database --n 300 --seed 0
+	$(BIN)/aigiqa bench --database aigiqa20k --root $(DEMO)/database \
+		--metrics sharpness,colourfulness,entropy --store $(DEMO)/scores.sqlite \
+		--out $(DEMO)/results --workers 2
+	@echo "HTML report: $(DEMO)/results/report.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO) build dist src/*.egg-info

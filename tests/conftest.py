@@ -1,0 +1,25 @@
+"""Shared fixtures: where ../shared is, and an offline environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_dir() -> Path:
+    env = os.environ.get("AIGIQA_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The read-only ../shared folder (reference annotation files, assets). Required, not skipped."""
+    path = _shared_dir()
+    assert (path / "reference").is_dir(), f"../shared not found at {path}; set AIGIQA_SHARED"
+    return path
