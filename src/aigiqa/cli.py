@@ -1,0 +1,261 @@
+"""The ``aigiqa`` command: parses options, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aigiqa.errors import AigiqaError
+
+app = typer.Typer(
+    help="aigiqa: quality assessment of AI-generated images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+databases_app = typer.Typer(help="Database readers: list, validate, show.", no_args_is_help=True)
+metrics_app = typer.Typer(help="Quality metrics: list.", no_args_is_help=True)
+ntire_app = typer.Typer(help="NTIRE 2024 challenge submissions.", no_args_is_help=True)
+app.add_typer(databases_app, name="databases")
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(ntire_app, name="ntire")
+
+MetricsOpt = Annotated[
+    str, typer.Option("--metrics", "-m", help="Comma-separated metric specs: name[:opt=value…]")
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")]
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else (
+        f"{value:.{digits}f}"
+    )
+
+
+def _print_summary(results) -> None:
+    """Print the overall rows of a results table (one line per metric)."""
+    overall = results[results["group"] == "all"]
+    head = f"{'metric':<28}{'n':>7}{'SRCC':>9}{'PLCC':>9}{'KRCC':>9}{'main':>9}  SRCC 95% CI"
+    typer.echo(head)
+    typer.echo("-" * len(head) + "-" * 8)
+    for _, row in overall.iterrows():
+        ci = ""
+        if "srcc_ci_low" in row and not math.isnan(row.get("srcc_ci_low", math.nan)):
+            ci = f"[{row['srcc_ci_low']:.3f}, {row['srcc_ci_high']:.3f}]"
+        typer.echo(
+            f"{row['metric']:<28}{int(row['n']):>7}{_fmt(row['srcc']):>9}{_fmt(row['plcc']):>9}"
+            f"{_fmt(row['krcc']):>9}{_fmt(row['main']):>9}  {ci}"
+        )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder to write the demo database into")],
+    n: Annotated[int, typer.Option(min=10, help="Number of images")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes)")] = 0,
+    blind: Annotated[bool, typer.Option(help="Write val/test without MOS, like the release")] = False,
+) -> None:
+    """Write the embedded synthetic demo database in the AIGIQA-20K release layout."""
+    from aigiqa.demo import build_demo
+
+    root = build_demo(out, n=n, seed=seed, blind=blind)
+    typer.echo(f"demo database: {n} synthetic images in {root}")
+
+
+@app.command()
+def bench(
+    database: Annotated[str, typer.Option(help="Database reader name (aigiqa databases list)")],
+    root: Annotated[Path, typer.Option(help="Database folder as released")],
+    metrics: MetricsOpt,
+    out: Annotated[Path, typer.Option(help="Results folder (results.csv/json, report.html)")],
+    store: Annotated[str, typer.Option(help="Score store: SQLite file path or database URL")] = (
+        "aigiqa-scores.sqlite"
+    ),
+    workers: WorkersOpt = 1,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for CIs")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+    check_images: Annotated[
+        bool, typer.Option("--check-images/--no-check-images", help="Decode every image first")
+    ] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Score every image of a database with every metric, evaluate, write results and report."""
+    from aigiqa.benchmark.runner import run_benchmark
+    from aigiqa.databases.registry import load_database
+    from aigiqa.metrics.registry import metrics_from_list
+
+    db = load_database(database, root, check_images=check_images)
+    chosen = metrics_from_list(metrics)
+    result = run_benchmark(
+        db, chosen, store=store, out=out, workers=workers, progress=progress,
+        bootstrap=bootstrap, seed=seed,
+    )
+    typer.echo(f"{db.name}: {len(db)} images, {len(db.labelled())} labelled; "
+               f"scores computed {result.meta['computed']}, cached {result.meta['cached']}")
+    _print_summary(result.results)
+    if result.failures:
+        typer.echo(f"{len(result.failures)} image/metric failures (see report)", err=True)
+    for kind, path in result.outputs.items():
+        typer.echo(f"{kind}: {path}")
+
+
+@app.command()
+def score(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders")],
+    metrics: MetricsOpt,
+    prompts: Annotated[
+        Path | None, typer.Option(help="CSV with columns name,prompt (by image file name)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write scores CSV here (default: stdout)")] = None,
+    store: Annotated[str | None, typer.Option(help="Score cache (SQLite path or URL)")] = None,
+    workers: WorkersOpt = 1,
+    progress: ProgressOpt = True,
+) -> None:
+    """Score a user's own images: one row per image, one column per metric."""
+    from aigiqa.benchmark.runner import read_prompts_csv, score_images
+    from aigiqa.images import find_images
+    from aigiqa.metrics.registry import metrics_from_list
+
+    paths = find_images(inputs)
+    if not paths:
+        raise AigiqaError(f"no image files found in {', '.join(map(str, inputs))}")
+    chosen = metrics_from_list(metrics)
+    prompt_list = None
+    if prompts is not None:
+        by_name = read_prompts_csv(prompts)
+        prompt_list = [by_name.get(p.name) for p in paths]
+    table = score_images(
+        paths, chosen, prompts=prompt_list, store=store, workers=workers, progress=progress
+    )
+    frame = table.scores.copy()
+    frame.insert(0, "path", [str(p) for p in paths])
+    frame.insert(0, "name", [p.name for p in paths])
+    if out is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        frame.to_csv(out, index=False)
+        typer.echo(f"{len(frame)} images scored → {out}", err=True)
+    for failure in table.failures:
+        typer.echo(f"failed: {failure['path']} [{failure['metric']}]: {failure['error']}", err=True)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="Results folder written by `aigiqa bench`")],
+) -> None:
+    """Rebuild report.html from a results folder."""
+    from aigiqa.benchmark.report import build_report
+
+    typer.echo(str(build_report(results)))
+
+
+@databases_app.command("list")
+def databases_list() -> None:
+    """List the database readers."""
+    from aigiqa.databases.registry import list_databases
+
+    for name in list_databases():
+        typer.echo(name)
+
+
+@databases_app.command("validate")
+def databases_validate(
+    name: Annotated[str, typer.Argument(help="Database reader name")],
+    root: Annotated[Path, typer.Argument(help="Database folder")],
+) -> None:
+    """Report every problem of a database folder (annotations and images); exit 1 if any."""
+    from aigiqa.databases.registry import validate_database
+
+    problems = validate_database(name, root)
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {root}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{name} at {root}: OK")
+
+
+@databases_app.command("show")
+def databases_show(
+    name: Annotated[str, typer.Argument(help="Database reader name")],
+    root: Annotated[Path, typer.Argument(help="Database folder")],
+    check_images: Annotated[bool, typer.Option("--check-images/--no-check-images")] = False,
+) -> None:
+    """Summarise a database: records per split and generator, targets."""
+    from aigiqa.databases.registry import load_database
+
+    db = load_database(name, root, check_images=check_images)
+    frame = db.to_frame()
+    typer.echo(f"{db.name}: {len(db)} records, {len(db.labelled())} labelled, "
+               f"targets {', '.join(db.info.target_names)}, range {db.info.score_range}")
+    typer.echo(frame.groupby(["split"], sort=False).size().to_string())
+    typer.echo(frame.groupby(["generator"]).size().to_string())
+
+
+@metrics_app.command("list")
+def metrics_list() -> None:
+    """List the registered metrics with their metadata."""
+    from aigiqa.metrics.registry import list_metrics, metric_class
+
+    for name in list_metrics():
+        cls = metric_class(name)
+        flags = ("lower-better " if cls.lower_better else "") + (
+            "needs-prompt" if cls.needs_prompt else ""
+        )
+        typer.echo(f"{name:<20}{cls.kind:<11}{flags:<26}{cls.description}")
+
+
+@ntire_app.command("submit")
+def ntire_submit(
+    scores: Annotated[Path, typer.Argument(help="CSV with columns name and the metric column")],
+    column: Annotated[str, typer.Option(help="Column of the scores CSV to submit")],
+    out: Annotated[Path, typer.Option(help="Submission file (output.txt)")] = Path("output.txt"),
+) -> None:
+    """Write an NTIRE 2024 submission file from a scores CSV (e.g. from `aigiqa score`)."""
+    import pandas as pd
+
+    from aigiqa.ntire import write_submission
+
+    frame = pd.read_csv(scores)
+    for needed in ("name", column):
+        if needed not in frame.columns:
+            raise AigiqaError(f"{scores}: no column {needed!r} (columns: {list(frame.columns)})")
+    write_submission(out, frame["name"].tolist(), frame[column].tolist())
+    typer.echo(f"{len(frame)} scores → {out}")
+
+
+@ntire_app.command("score")
+def ntire_score(
+    submission: Annotated[Path, typer.Argument(help="Submission file (name,score per line)")],
+    database: Annotated[str, typer.Option(help="Database reader name for the truth")],
+    root: Annotated[Path, typer.Option(help="Database folder")],
+    split: Annotated[str | None, typer.Option(help="Only this split's records")] = None,
+) -> None:
+    """Score a submission against a database's MOS (SRCC, PLCC, main = (SRCC+PLCC)/2)."""
+    from aigiqa.databases.registry import load_database
+    from aigiqa.ntire import score_submission
+
+    db = load_database(database, root, check_images=False)
+    target = db.info.main_target
+    truth = {r.name: r.targets[target] for r in db.labelled() if split in (None, r.split)}
+    result = score_submission(submission, truth)
+    for key in ("n", "srcc", "plcc", "krcc", "main"):
+        typer.echo(f"{key:<5} {result[key]}")
+
+
+def main() -> None:
+    """Entry point: run the app; an AigiqaError becomes a one-paragraph message and exit code 2."""
+    try:
+        app()
+    except AigiqaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
