@@ -1,0 +1,542 @@
+"""The benchmark runner: plan → score (parallel, batched) → cache in the store → evaluate.
+
+``score_images`` scores any list of image files with metrics, reusing every score already in the
+store and committing new ones batch by batch (a killed run loses at most the batches in flight).
+``run_benchmark`` does it for a Database and hands the frame to ``results.summarize`` and
+``report.write_outputs``.
+
+Guarantee after a crash (even SIGKILL) and a re-run: every (metric, image) is scored in the end,
+the store holds exactly one row per (metric key, input), and no score that was committed before
+the crash is computed again. Only the images in flight at the crash (at most ``batch_size`` ×
+``2 × workers`` of them) may be computed a second time.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from aigiqa.errors import AigiqaError, MetricError
+from aigiqa.images import find_images, load_image
+from aigiqa.metrics.base import Metric
+from aigiqa.metrics.registry import metric_from_spec
+from aigiqa.store.scores import ScoreStore, StoredScore, open_store, prompt_input_hash
+
+#: Batches in flight per worker process (bounds memory and the work a crash can lose).
+IN_FLIGHT_PER_WORKER = 2
+
+
+@dataclass
+class ScoreTable:
+    """Scores of images by metrics.
+
+    ``scores``: DataFrame indexed 0..n-1 aligned with the inputs, one float column per metric
+    spec, NaN where scoring failed. ``failures``: one dict per failed (image, metric) with keys
+    name, path, metric (spec), error. ``computed`` / ``cached``: distinct (metric, input) pairs
+    scored in this run / found in the store (failures included in both).
+    """
+
+    scores: pd.DataFrame
+    failures: list[dict]
+    computed: int
+    cached: int
+
+
+@dataclass
+class BenchmarkResult:
+    """What ``run_benchmark`` returns: the per-image frame (database columns + one column per
+    metric spec), the summary from ``results.summarize``, the failures, the run's metadata and
+    the files written (name → path; empty without ``out``)."""
+
+    frame: pd.DataFrame
+    results: Any
+    failures: list[dict]
+    meta: dict[str, Any]
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkItem:
+    """One image to decode and the (metric index, input hash) pairs it still needs."""
+
+    path: str
+    prompt: str | None
+    needs: tuple[tuple[int, str], ...]
+
+
+_Result = tuple[int, str, float | None, str | None]  # metric index, input hash, value, error
+
+
+# Metrics and prompts ------------------------------------------------------------------------------
+def resolve_metrics(metrics: Sequence[Metric | str] | str) -> list[Metric]:
+    """Metric instances from instances and/or specs (``"name:opt=v"``, or one comma list)."""
+    if isinstance(metrics, str):
+        metrics = [s for s in metrics.split(",") if s.strip()]
+    resolved: list[Metric] = []
+    for item in metrics:
+        if isinstance(item, Metric):
+            resolved.append(item)
+        elif isinstance(item, str):
+            resolved.append(metric_from_spec(item))
+        else:
+            raise MetricError(f"not a metric or metric spec: {item!r}")
+    if not resolved:
+        raise MetricError("no metric given")
+    specs = [m.spec for m in resolved]
+    duplicates = sorted({s for s in specs if specs.count(s) > 1})
+    if duplicates:
+        raise MetricError(f"metric(s) given twice: {', '.join(duplicates)}")
+    return resolved
+
+
+def _align_prompts(
+    prompts: Sequence[str | None] | Mapping[str, str] | None, names: list[str]
+) -> list[str | None]:
+    if prompts is None:
+        return [None] * len(names)
+    if isinstance(prompts, Mapping):
+        return [prompts.get(name) for name in names]
+    if isinstance(prompts, str):
+        raise AigiqaError("prompts must be a list aligned with the images or a name → prompt map")
+    aligned = list(prompts)
+    if len(aligned) != len(names):
+        raise AigiqaError(f"{len(names)} images but {len(aligned)} prompts")
+    return aligned
+
+
+def _check_prompts(metrics: list[Metric], names: list[str], prompts: list[str | None]) -> None:
+    """MetricError naming every image without a prompt if a prompt-aware metric is asked for."""
+    for metric in metrics:
+        if not metric.needs_prompt:
+            continue
+        missing = [
+            names[i] for i, p in enumerate(prompts) if not isinstance(p, str) or not p.strip()
+        ]
+        if missing:
+            raise MetricError(
+                f"metric {metric.spec!r} needs a prompt for every image; {len(missing)} of "
+                f"{len(names)} images have none (give prompts, e.g. --prompts CSV)",
+                missing,
+            )
+
+
+# Scoring a batch (in a worker process or in-process) -------------------------------------------
+_WORKER_METRICS: list[Metric] = []
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, AigiqaError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _score_metric(
+    metric: Metric, index: int, images: list[np.ndarray], prompts: list, hashes: list[str]
+) -> list[_Result]:
+    """Score one metric on decoded images; if the batch raises, score them one by one."""
+    try:
+        values = np.asarray(
+            metric.score(images, prompts if metric.needs_prompt else None), dtype=np.float64
+        ).reshape(-1)
+        if len(values) != len(images):
+            raise MetricError(
+                f"metric {metric.spec!r} returned {len(values)} scores for {len(images)} images"
+            )
+    except Exception as exc:
+        if len(images) == 1:
+            return [(index, hashes[0], None, _describe(exc))]
+        out: list[_Result] = []
+        for k in range(len(images)):
+            out.extend(_score_metric(metric, index, images[k : k + 1], prompts[k : k + 1],
+                                     hashes[k : k + 1]))
+        return out
+    results: list[_Result] = []
+    for h, v in zip(hashes, values, strict=True):
+        if math.isfinite(v):
+            results.append((index, h, float(v), None))
+        else:
+            results.append((index, h, None, f"metric {metric.spec!r} returned {v}"))
+    return results
+
+
+def _score_batch(items: list[_WorkItem], metrics: list[Metric]) -> list[_Result]:
+    """Decode the batch's images once and score each with the metrics it still needs."""
+    results: list[_Result] = []
+    loaded: list[tuple[_WorkItem, np.ndarray]] = []
+    for item in items:
+        try:
+            loaded.append((item, load_image(item.path)))
+        except Exception as exc:
+            results.extend((j, h, None, _describe(exc)) for j, h in item.needs)
+    for j, metric in enumerate(metrics):
+        images, prompts, hashes = [], [], []
+        for item, image in loaded:
+            for jj, h in item.needs:
+                if jj == j:
+                    images.append(image)
+                    prompts.append(item.prompt)
+                    hashes.append(h)
+        if images:
+            results.extend(_score_metric(metric, j, images, prompts, hashes))
+    return results
+
+
+def _init_worker(payload: list[Metric | tuple[str, str]], parent_pid: int) -> None:
+    """Worker start: the metrics (inherited under fork, else made from their specs) and a
+    watchdog that ends the worker when its parent is gone (e.g. killed with SIGKILL)."""
+    metrics = []
+    for item in payload:
+        if isinstance(item, Metric):
+            metrics.append(item)
+        else:
+            spec, key = item
+            metric = metric_from_spec(spec)
+            if metric.key != key:
+                raise MetricError(f"metric {spec!r} recreated in a worker has another cache key")
+            metrics.append(metric)
+    _WORKER_METRICS[:] = metrics
+
+    def watchdog() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+
+
+def _worker_score_batch(items: list[_WorkItem]) -> list[_Result]:
+    return _score_batch(items, _WORKER_METRICS)
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """fork where it is safe (Linux: workers inherit registered metrics), else spawn."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _run_batches(
+    batches: list[list[_WorkItem]],
+    metrics: list[Metric],
+    workers: int,
+    on_result,
+) -> None:
+    """Score batches in-process (workers=1) or in worker processes; ``on_result`` gets each
+    batch's results in the parent as soon as it is done."""
+    if workers <= 1 or len(batches) <= 1:
+        for batch in batches:
+            on_result(batch, _score_batch(batch, metrics))
+        return
+    ctx = _mp_context()
+    if ctx.get_start_method() == "fork":
+        payload: list = list(metrics)  # inherited by the forked workers, never pickled
+    else:
+        payload = [(m.spec, m.key) for m in metrics]
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(batches)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(payload, os.getpid()),
+    )
+    try:
+        queue = iter(batches)
+        pending: dict[Future, list[_WorkItem]] = {}
+
+        def submit_next() -> None:
+            batch = next(queue, None)
+            if batch is not None:
+                pending[pool.submit(_worker_score_batch, batch)] = batch
+
+        for _ in range(workers * IN_FLIGHT_PER_WORKER):
+            submit_next()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch = pending.pop(future)
+                try:
+                    results = future.result()
+                except Exception as exc:
+                    raise AigiqaError(
+                        f"a scoring worker failed ({_describe(exc)}); scores committed so far "
+                        "are kept: run again to continue"
+                    ) from exc
+                on_result(batch, results)
+                submit_next()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# The public API -----------------------------------------------------------------------------
+def score_images(
+    paths: Sequence[str | Path],
+    metrics: Sequence[Metric | str] | str,
+    *,
+    prompts: Sequence[str | None] | Mapping[str, str] | None = None,
+    names: Sequence[str] | None = None,
+    store: ScoreStore | str | Path | None = None,
+    workers: int = 1,
+    batch_size: int = 8,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> ScoreTable:
+    """Score image files with metrics, reusing and filling the score store.
+
+    ``paths``: n image files. ``metrics``: Metric instances or specs. ``prompts``: n prompts
+    (aligned) or a name → prompt map; required by prompt-aware metrics. ``names``: labels used
+    in failures and for the prompt map (default: file names). ``store``: a ScoreStore, a SQLite
+    path, a URL, or None for an in-memory store. Cached failures are scored again only with
+    ``retry_failed``. Returns a ScoreTable whose ``scores`` has n rows and one column per spec.
+    """
+    if workers < 1:
+        raise AigiqaError(f"workers must be at least 1, not {workers}")
+    if batch_size < 1:
+        raise AigiqaError(f"batch_size must be at least 1, not {batch_size}")
+    paths = [p if isinstance(p, Path) else Path(p) for p in paths]
+    n = len(paths)
+    names = [p.name for p in paths] if names is None else [str(x) for x in names]
+    if len(names) != n:
+        raise AigiqaError(f"{n} images but {len(names)} names")
+    prompt_list = _align_prompts(prompts, names)
+    metric_list = resolve_metrics(metrics)
+    _check_prompts(metric_list, names, prompt_list)
+
+    db = open_store(store)
+    try:
+        for metric in metric_list:
+            db.register_metric(metric)
+        with tqdm(total=n, desc="hashing", unit="img", file=sys.stderr,
+                  disable=not progress or n == 0, leave=False) as bar:
+            content, load_errors = db.content_hashes(paths, progress=bar.update)
+
+        # Input hash of every (metric, image): the content hash, plus the prompt where it matters.
+        inputs: list[list[str | None]] = []
+        for metric in metric_list:
+            if metric.needs_prompt:
+                inputs.append([
+                    None if h is None else prompt_input_hash(h, prompt_list[i])  # type: ignore[arg-type]
+                    for i, h in enumerate(content)
+                ])
+            else:
+                inputs.append(list(content))
+
+        known: list[dict[str, StoredScore]] = []
+        for metric, hashes in zip(metric_list, inputs, strict=True):
+            found = db.lookup(metric.key, (h for h in hashes if h is not None))
+            if retry_failed:
+                failed = [h for h, s in found.items() if s.failed]
+                if failed:
+                    db.forget_failures(metric.key, failed)
+                    for h in failed:
+                        del found[h]
+            known.append(found)
+        cached = sum(len(found) for found in known)
+
+        # Plan: each image that still needs some metric, each (metric, input) once.
+        scheduled: list[set[str]] = [set() for _ in metric_list]
+        items: list[_WorkItem] = []
+        for i in range(n):
+            needs = []
+            for j in range(len(metric_list)):
+                h = inputs[j][i]
+                if h is not None and h not in known[j] and h not in scheduled[j]:
+                    scheduled[j].add(h)
+                    needs.append((j, h))
+            if needs:
+                items.append(_WorkItem(str(paths[i]), prompt_list[i], tuple(needs)))
+        batches = [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
+        computed = sum(len(s) for s in scheduled)
+
+        keys = [m.key for m in metric_list]
+        with tqdm(total=len(items), desc="scoring", unit="img", file=sys.stderr,
+                  disable=not progress or not items) as bar:
+
+            def on_result(batch: list[_WorkItem], results: list[_Result]) -> None:
+                db.add((keys[j], h, v, e) for j, h, v, e in results)  # one commit per batch
+                for j, h, v, e in results:
+                    known[j][h] = StoredScore(v, e)
+                bar.update(len(batch))
+
+            _run_batches(batches, metric_list, workers, on_result)
+
+        columns: dict[str, np.ndarray] = {}
+        failures: list[dict] = []
+        for j, metric in enumerate(metric_list):
+            values = np.full(n, np.nan)
+            for i in range(n):
+                h = inputs[j][i]
+                if h is None:
+                    error = load_errors[i]
+                else:
+                    stored = known[j][h]
+                    if stored.value is not None:
+                        values[i] = stored.value
+                        continue
+                    error = stored.error or "scoring failed"
+                failures.append(
+                    {"name": names[i], "path": str(paths[i]), "metric": metric.spec,
+                     "error": error}
+                )
+            columns[metric.spec] = values
+        scores = pd.DataFrame(columns, index=pd.RangeIndex(n))
+        return ScoreTable(scores=scores, failures=failures, computed=computed, cached=cached)
+    finally:
+        if db is not store:
+            db.close()
+
+
+def read_prompts_csv(path: str | Path) -> dict[str, str]:
+    """Read a ``name,prompt`` CSV (header required) into {image name: prompt}."""
+    path = Path(path)
+    if not path.is_file():
+        raise AigiqaError(f"{path}: prompts file not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AigiqaError(f"{path}: cannot read prompts CSV ({exc})") from exc
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in ("name", "prompt") if c not in frame.columns]
+    if missing:
+        raise AigiqaError(
+            f"{path}: prompts CSV lacks column(s) {', '.join(missing)}; it needs a header "
+            f"'name,prompt' (found: {', '.join(frame.columns) or 'none'})"
+        )
+    names = frame["name"].str.strip()
+    empty = [f"row {k + 2}: empty name" for k in np.flatnonzero((names == "").to_numpy())]
+    if empty:
+        raise AigiqaError(f"{path}: rows without an image name", empty)
+    dup = names[names.duplicated(keep=False)]
+    if not dup.empty:
+        problems = [f"row {k + 2}: {name!r}" for k, name in dup.items()]
+        raise AigiqaError(f"{path}: duplicate image names", problems)
+    return dict(zip(names, frame["prompt"], strict=True))
+
+
+def score_files(
+    inputs: Sequence[str | Path],
+    metrics: Sequence[Metric | str] | str,
+    *,
+    prompts_csv: str | Path | None = None,
+    store: ScoreStore | str | Path | None = None,
+    workers: int = 1,
+    batch_size: int = 8,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> tuple[pd.DataFrame, ScoreTable]:
+    """``aigiqa score``: score files and folders (searched recursively) of a user's images.
+
+    Prompts come from ``prompts_csv`` by image file name (or by name without extension).
+    Returns (frame with columns name, path and one per metric spec — one row per image, the
+    ScoreTable).
+    """
+    paths = find_images(list(inputs))
+    if not paths:
+        raise AigiqaError(f"no image files found in {', '.join(map(str, inputs))}")
+    names = [p.name for p in paths]
+    prompts: list[str | None] | None = None
+    if prompts_csv is not None:
+        table = read_prompts_csv(prompts_csv)
+        prompts = [table.get(p.name, table.get(p.stem)) for p in paths]
+    result = score_images(
+        paths, metrics, prompts=prompts, names=names, store=store, workers=workers,
+        batch_size=batch_size, progress=progress, retry_failed=retry_failed,
+    )
+    frame = pd.concat(
+        [pd.DataFrame({"name": names, "path": [str(p) for p in paths]}), result.scores], axis=1
+    )
+    return frame, result
+
+
+def metrics_meta(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
+    """Metadata of each metric as results/report expect it."""
+    return [
+        {
+            "spec": m.spec,
+            "name": m.name,
+            "key": m.key,
+            "kind": m.kind,
+            "lower_better": bool(m.lower_better),
+            "needs_prompt": bool(m.needs_prompt),
+            "score_range": None if m.score_range is None else list(m.score_range),
+        }
+        for m in metrics
+    ]
+
+
+def run_benchmark(
+    database,
+    metrics: Sequence[Metric | str] | str,
+    *,
+    store: ScoreStore | str | Path | None = "aigiqa-scores.sqlite",
+    out: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    batch_size: int = 8,
+    retry_failed: bool = False,
+) -> BenchmarkResult:
+    """Score every image of a Database with every metric (cached), evaluate, and write outputs.
+
+    ``frame``: ``database.to_frame()`` plus one column per metric spec (NaN where scoring
+    failed). Evaluation per split, generator and hyper-parameter is ``results.summarize``;
+    with ``out`` the files (results.csv, results.json, report.html) are written there.
+    """
+    from aigiqa import __version__
+    from aigiqa.benchmark.report import write_outputs
+    from aigiqa.benchmark.results import summarize
+
+    metric_list = resolve_metrics(metrics)
+    frame = database.to_frame()
+    clash = [m.spec for m in metric_list if m.spec in frame.columns]
+    if clash:
+        raise MetricError(f"metric spec(s) {', '.join(clash)} clash with database columns")
+    table = score_images(
+        [rec.path for rec in database],
+        metric_list,
+        prompts=[rec.prompt for rec in database],
+        names=[rec.name for rec in database],
+        store=store,
+        workers=workers,
+        batch_size=batch_size,
+        progress=progress,
+        retry_failed=retry_failed,
+    )
+    for column in table.scores.columns:
+        frame[column] = table.scores[column].to_numpy()
+    meta_metrics = metrics_meta(metric_list)
+    target = database.info.main_target
+    results = summarize(
+        frame, meta_metrics, target=target, hyper=database.hyper_names,
+        bootstrap=bootstrap, seed=seed,
+    )
+    meta: dict[str, Any] = {
+        "database": database.name,
+        "root": str(database.root),
+        "target": target,
+        "score_range": [float(x) for x in database.info.score_range],
+        "metrics": meta_metrics,
+        "failures": table.failures,
+        "computed": table.computed,
+        "cached": table.cached,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "aigiqa_version": __version__,
+    }
+    outputs: dict[str, Path] = {}
+    if out is not None:
+        written = write_outputs(Path(out), frame, results, meta)
+        outputs = {str(k): Path(v) for k, v in (written or {}).items()}
+    return BenchmarkResult(frame, results, table.failures, meta, outputs)

@@ -1,0 +1,313 @@
+"""ScoreStore: cached metric scores and cached file hashes, read and written in batches.
+
+Scores are keyed by (metric key, input hash); failures are stored too (value NULL, error text).
+Every write is its own short transaction and uses insert-on-conflict-do-nothing, so a process
+killed at any point loses at most its uncommitted batch and never leaves a duplicate row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select
+
+from aigiqa.errors import AigiqaError
+from aigiqa.store.engine import make_engine
+from aigiqa.store.models import Base, FileHash, MetricInfo, Score
+
+if TYPE_CHECKING:
+    from aigiqa.metrics.base import Metric
+
+#: Parameters per IN (...) list or multi-row statement; below SQLite's oldest limit of 999.
+CHUNK = 500
+#: A file hashed less than this long after its mtime is re-hashed on the next run (a rewrite
+#: within the file system's timestamp granularity would otherwise keep the same size and mtime).
+RACY_NS = 2_000_000_000
+#: Hash files in threads (hashlib releases the GIL) when more than this many need hashing.
+THREADED_HASHING_MIN = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScore:
+    """A cached score: ``value`` or, for a failure, ``value=None`` and the ``error`` text."""
+
+    value: float | None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.value is None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (read in blocks)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def prompt_input_hash(content_hash: str, prompt: str) -> str:
+    """Input hash of an (image, prompt) pair for prompt-aware metrics: sha256 of both."""
+    return hashlib.sha256(f"{content_hash}\0{prompt}".encode()).hexdigest()
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ScoreStore:
+    """The score cache on one database (SQLite file, in-memory SQLite or a SQLAlchemy URL).
+
+    Create with a path, a URL, ``None`` (in memory) or an existing ``engine``; tables are created
+    if missing. Use as a context manager or call ``close()``.
+    """
+
+    def __init__(self, url_or_path: str | Path | None = None, *, engine: Engine | None = None):
+        self.engine = engine if engine is not None else make_engine(url_or_path)
+        Base.metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"ScoreStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ScoreStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Metrics ------------------------------------------------------------------------------------
+    def register_metric(self, metric: Metric) -> None:
+        """Record a metric configuration (key, spec, version, options) if not known yet."""
+        row = {
+            "key": metric.key,
+            "name": metric.name,
+            "spec": metric.spec,
+            "version": str(metric.version),
+            "options": json.dumps(metric.options, sort_keys=True, default=str),
+        }
+        with self.engine.begin() as conn:
+            _insert_ignore(conn, MetricInfo.__table__, [row], ["key"])
+
+    # File hashes --------------------------------------------------------------------------------
+    def content_hashes(
+        self,
+        paths: Sequence[str | Path],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[list[str | None], dict[int, str]]:
+        """sha256 of each file's bytes, from the file-hash cache where size and mtime match.
+
+        Returns (hashes, errors): ``hashes[i]`` is None where the file cannot be read, and
+        ``errors[i]`` then says why. Only files that are new or changed are read; ``progress``
+        is called with the number of paths done after each chunk.
+        """
+        abspaths = [os.path.abspath(p) for p in paths]
+        hashes: list[str | None] = [None] * len(abspaths)
+        errors: dict[int, str] = {}
+        for chunk_start in range(0, len(abspaths), CHUNK):
+            indices = range(chunk_start, min(chunk_start + CHUNK, len(abspaths)))
+            stats: dict[int, os.stat_result] = {}
+            for i in indices:
+                try:
+                    st = os.stat(abspaths[i])
+                except FileNotFoundError:
+                    errors[i] = f"{abspaths[i]}: image file not found"
+                    continue
+                except OSError as exc:
+                    errors[i] = f"{abspaths[i]}: cannot read file ({exc.strerror or exc})"
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    errors[i] = f"{abspaths[i]}: not a regular file"
+                    continue
+                stats[i] = st
+            wanted = list({abspaths[i] for i in stats})
+            with self.engine.connect() as conn:
+                known = {
+                    row.path: row
+                    for row in conn.execute(
+                        select(
+                            FileHash.path,
+                            FileHash.size,
+                            FileHash.mtime_ns,
+                            FileHash.content_hash,
+                            FileHash.hashed_at_ns,
+                        ).where(FileHash.path.in_(wanted))
+                    )
+                }
+            todo: dict[str, os.stat_result] = {}
+            for i, st in stats.items():
+                row = known.get(abspaths[i])
+                if (
+                    row is not None
+                    and row.size == st.st_size
+                    and row.mtime_ns == st.st_mtime_ns
+                    and row.hashed_at_ns - row.mtime_ns > RACY_NS
+                ):
+                    hashes[i] = row.content_hash
+                else:
+                    todo[abspaths[i]] = st
+            if todo:
+                fresh, failed = self._hash_files(todo)
+                for i in stats:
+                    path = abspaths[i]
+                    if path in fresh:
+                        hashes[i] = fresh[path]["content_hash"]
+                    elif path in failed:
+                        errors[i] = failed[path]
+            if progress is not None:
+                progress(len(indices))
+        return hashes, errors
+
+    def _hash_files(
+        self, todo: dict[str, os.stat_result]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Hash files, write them to the file-hash cache; return (rows by path, errors by path)."""
+        paths = list(todo)
+
+        def one(path: str) -> str | OSError:
+            try:
+                return file_sha256(path)
+            except OSError as exc:
+                return exc
+
+        if len(paths) > THREADED_HASHING_MIN:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                digests = list(pool.map(one, paths))
+        else:
+            digests = [one(p) for p in paths]
+        hashed_at = time.time_ns()
+        rows: dict[str, dict[str, Any]] = {}
+        failed: dict[str, str] = {}
+        for path, digest in zip(paths, digests, strict=True):
+            if isinstance(digest, OSError):
+                failed[path] = f"{path}: cannot read file ({digest.strerror or digest})"
+                continue
+            rows[path] = {
+                "path": path,
+                "size": todo[path].st_size,
+                "mtime_ns": todo[path].st_mtime_ns,
+                "content_hash": digest,
+                "hashed_at_ns": hashed_at,
+            }
+        if rows:
+            with self.engine.begin() as conn:
+                _upsert(conn, FileHash.__table__, list(rows.values()), ["path"])
+        return rows, failed
+
+    # Scores -------------------------------------------------------------------------------------
+    def lookup(self, metric_key: str, input_hashes: Iterable[str]) -> dict[str, StoredScore]:
+        """Cached scores (and failures) of one metric for these input hashes, one query a chunk."""
+        wanted = list(dict.fromkeys(input_hashes))
+        found: dict[str, StoredScore] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                result = conn.execute(
+                    select(Score.input_hash, Score.value, Score.error).where(
+                        Score.metric_key == metric_key, Score.input_hash.in_(chunk)
+                    )
+                )
+                for input_hash, value, error in result:
+                    found[input_hash] = StoredScore(value, error)
+        return found
+
+    def add(self, rows: Iterable[tuple[str, str, float | None, str | None]]) -> None:
+        """Store (metric_key, input_hash, value, error) rows in one transaction; a row whose key
+        is already stored is left as it is (insert-on-conflict-do-nothing)."""
+        records = [
+            {"metric_key": k, "input_hash": h, "value": v, "error": None if v is not None else e}
+            for k, h, v, e in rows
+        ]
+        if not records:
+            return
+        with self.engine.begin() as conn:
+            for chunk in _chunks(records):
+                _insert_ignore(conn, Score.__table__, list(chunk), ["metric_key", "input_hash"])
+
+    def forget_failures(self, metric_key: str, input_hashes: Iterable[str]) -> None:
+        """Delete cached failures of one metric for these inputs, so they are scored again."""
+        wanted = list(dict.fromkeys(input_hashes))
+        with self.engine.begin() as conn:
+            for chunk in _chunks(wanted):
+                conn.execute(
+                    delete(Score).where(
+                        Score.metric_key == metric_key,
+                        Score.input_hash.in_(chunk),
+                        Score.value.is_(None),
+                    )
+                )
+
+    def count(self, metric_key: str | None = None, *, failed: bool | None = None) -> int:
+        """Number of stored scores, optionally of one metric and only failures/successes."""
+        query = select(func.count()).select_from(Score)
+        if metric_key is not None:
+            query = query.where(Score.metric_key == metric_key)
+        if failed is not None:
+            query = query.where(Score.value.is_(None) if failed else Score.value.is_not(None))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+
+def open_store(store: ScoreStore | str | Path | Engine | None) -> ScoreStore:
+    """A ScoreStore from a store, a path, a URL, an Engine or None (in-memory SQLite)."""
+    if isinstance(store, ScoreStore):
+        return store
+    if isinstance(store, Engine):
+        return ScoreStore(engine=store)
+    if store is not None and not isinstance(store, str | Path):
+        raise AigiqaError(f"store must be a path, a URL or a ScoreStore, not {type(store)!r}")
+    return ScoreStore(store)
+
+
+def _dialect_insert(conn: Connection, table: Table):
+    """The dialect's INSERT construct with ON CONFLICT support, or None for other dialects."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        return None
+    return dialect_insert(table)
+
+
+def _insert_ignore(conn: Connection, table: Table, rows: list[dict], keys: list[str]) -> None:
+    """Insert rows, skipping any whose ``keys`` columns are already present."""
+    stmt = _dialect_insert(conn, table)
+    if stmt is not None:
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=keys), rows)
+        return
+    # Portable fallback (inside the caller's transaction): insert only the missing keys.
+    cols = [table.c[k] for k in keys]
+    existing = {tuple(r) for r in conn.execute(select(*cols).where(cols[0].in_(
+        list({row[keys[0]] for row in rows})
+    )))}
+    fresh = {tuple(row[k] for k in keys): row for row in rows}
+    todo = [row for key, row in fresh.items() if key not in existing]
+    if todo:
+        conn.execute(insert(table), todo)
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict], keys: list[str]) -> None:
+    """Insert rows, replacing the other columns of rows whose ``keys`` are already present."""
+    stmt = _dialect_insert(conn, table)
+    for chunk in _chunks(rows):
+        if stmt is not None:
+            update = {c: stmt.excluded[c] for c in chunk[0] if c not in keys}
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=keys, set_=update), list(chunk)
+            )
+        else:
+            key = table.c[keys[0]]
+            conn.execute(delete(table).where(key.in_([row[keys[0]] for row in chunk])))
+            conn.execute(insert(table), list(chunk))
