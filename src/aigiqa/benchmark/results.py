@@ -70,11 +70,12 @@ def summarize(
     truth = truth_all[truth_all.notna()].to_numpy(dtype=float)
     groups = list(_groups(labelled, hyper))
 
+    preds = {str(m["spec"]): pd.to_numeric(labelled[str(m["spec"])], errors="coerce")
+             .to_numpy(dtype=float) for m in metrics}
+    lower = {str(m["spec"]): bool(m.get("lower_better", False)) for m in metrics}
+    overall = _overall(preds, truth, lower, bootstrap, seed) if bootstrap > 0 else {}
     rows: list[dict[str, Any]] = []
-    for spec in metrics:
-        name = str(spec["spec"])
-        lower = bool(spec.get("lower_better", False))
-        pred = pd.to_numeric(labelled[name], errors="coerce").to_numpy(dtype=float)
+    for name, pred in preds.items():
         scored = np.isfinite(pred)
         for group, value, mask in groups:
             use = mask & scored
@@ -82,8 +83,10 @@ def summarize(
                 "metric": name, "group": group, "value": value,
                 "n": int(use.sum()), "n_failed": int((mask & ~scored).sum()),
             }
-            with_ci = group == "all" and bootstrap > 0
-            row.update(_stats(pred[use], truth[use], name, lower, with_ci, bootstrap, seed))
+            if group == "all" and name in overall:
+                row.update(overall[name])
+            else:
+                row.update(_stats(pred[use], truth[use], lower[name]))
             rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["n"] = table["n"].astype(int)
@@ -123,7 +126,8 @@ def _hyper_levels(values: pd.Series) -> list[tuple[str, np.ndarray]]:
     if numeric:
         order = sorted(numbers[known].unique())
         return [(_fmt_number(v), ((numbers == v) & values.notna()).to_numpy()) for v in order]
-    return [(str(v), (values == v).to_numpy()) for v in dict.fromkeys(values[known])]
+    text = values.map(str).where(values.notna())
+    return [(v, (text == v).to_numpy()) for v in dict.fromkeys(text[known])]
 
 
 def _fmt_number(v: float) -> str:
@@ -131,20 +135,40 @@ def _fmt_number(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.6g}"
 
 
-def _stats(pred: np.ndarray, truth: np.ndarray, name: str, lower: bool, with_ci: bool,
-           bootstrap: int, seed: int) -> dict[str, float]:
-    """Statistics of one group (NaN when fewer than :data:`MIN_N`)."""
+def _stats(pred: np.ndarray, truth: np.ndarray, lower: bool) -> dict[str, float]:
+    """Point statistics of one group (all NaN when fewer than :data:`MIN_N` images)."""
     out = dict.fromkeys((*STATS, *CI_COLUMNS), float("nan"))
     if len(pred) < MIN_N:
         return out
-    from aigiqa.evaluation import evaluate, evaluate_many
+    from aigiqa.evaluation import evaluate
 
-    if with_ci:
-        table = evaluate_many({name: pred}, truth, lower_better={name: lower},
+    result = evaluate(pred, truth, lower_better=lower)
+    out.update({k: float(result[k]) for k in STATS})
+    return out
+
+
+def _overall(preds: dict[str, np.ndarray], truth: np.ndarray, lower: dict[str, bool],
+             bootstrap: int, seed: int) -> dict[str, dict[str, float]]:
+    """Statistics with bootstrap CIs on all labelled images, per metric (its scored images).
+
+    Metrics scored on the same images share one ``evaluate_many`` call (the resampling is the
+    costly part and the same resamples then serve every metric of the call).
+    """
+    from aigiqa.evaluation import evaluate_many
+
+    by_mask: dict[bytes, list[str]] = {}
+    for name, pred in preds.items():
+        by_mask.setdefault(np.isfinite(pred).tobytes(), []).append(name)
+    out: dict[str, dict[str, float]] = {}
+    for names in by_mask.values():
+        use = np.isfinite(preds[names[0]])
+        if use.sum() < MIN_N:
+            continue
+        table = evaluate_many({n: preds[n][use] for n in names}, truth[use],
+                              lower_better={n: lower[n] for n in names},
                               bootstrap=bootstrap, seed=seed)
-        found = table.loc[name] if name in table.index else table.iloc[0]
-        out.update({k: float(found[k]) for k in out if k in found.index})
-    else:
-        result = evaluate(pred, truth, lower_better=lower)
-        out.update({k: float(result[k]) for k in STATS})
+        for name in names:
+            found = table.loc[name]
+            out[name] = {k: float(found[k]) if k in found.index else float("nan")
+                         for k in (*STATS, *CI_COLUMNS)}
     return out

@@ -1,0 +1,493 @@
+"""Benchmark outputs: scores.csv, results.csv, results.json and a self-contained report.html.
+
+Every file is written atomically (temp file in the same folder, then ``os.replace``), so a killed
+run never leaves a half-written result. The report is rebuilt from the folder alone
+(``results.json`` + ``scores.csv``); plots are matplotlib figures (Agg canvas, imported lazily)
+embedded as base64 PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aigiqa.errors import AigiqaError
+
+SCORES = "scores.csv"
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
+REPORT = "report.html"
+MAX_POINTS = 3000
+"""Points drawn per scatter panel (a seeded subsample, for display only; numbers use all)."""
+BARS_PER_ROW = 64
+"""Most bars on one row of the per-generator chart (longer charts wrap onto more rows)."""
+_DASH = "\u2013"
+
+
+class ReportError(AigiqaError):
+    """A results folder that cannot be read back or reported (missing or malformed file)."""
+
+
+# Writing ------------------------------------------------------------------------------------------
+def write_outputs(
+    out: Path, frame: pd.DataFrame, results: pd.DataFrame, meta: dict
+) -> dict[str, Path]:
+    """Write scores.csv, results.csv, results.json and report.html into ``out`` (created).
+
+    ``frame``: one row per image (``Database.to_frame()`` plus one score column per metric spec).
+    ``results``: the table of :func:`aigiqa.benchmark.results.summarize`. ``meta``: run metadata
+    (database, root, target, score_range, metrics, failures, computed, cached, created,
+    aigiqa_version). Returns the paths under keys ``scores``, ``results_csv``, ``results_json``
+    and ``report``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "scores": out / SCORES,
+        "results_csv": out / RESULTS_CSV,
+        "results_json": out / RESULTS_JSON,
+    }
+    _atomic_write(paths["scores"], frame.to_csv(index=False))
+    _atomic_write(paths["results_csv"], results.to_csv(index=False))
+    payload = {"meta": _jsonable(meta), "results": _jsonable(results.to_dict(orient="records"))}
+    _atomic_write(paths["results_json"], json.dumps(payload, indent=1, allow_nan=False) + "\n")
+    paths["report"] = build_report(out)
+    return paths
+
+
+def read_results(out: Path) -> tuple[dict, pd.DataFrame]:
+    """Read ``out/results.json`` back: (meta, results table with NaN where JSON has null)."""
+    path = Path(out) / RESULTS_JSON
+    if not path.is_file():
+        raise ReportError(f"{path}: no results.json in this folder; run `aigiqa bench` first "
+                          "(it writes results.json, results.csv, scores.csv and report.html)")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not a readable results file ({exc})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("results"), list) \
+            or not isinstance(payload.get("meta"), dict):
+        raise ReportError(f"{path}: expected an object with 'meta' (object) and 'results' (list)")
+    rows = payload["results"]
+    results = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["metric", "group", "value"])
+    for col in results.columns:
+        if col not in ("metric", "group", "value"):
+            results[col] = pd.to_numeric(results[col], errors="coerce") \
+                if results[col].isna().any() else results[col]
+    return payload["meta"], results
+
+
+def build_report(out: Path) -> Path:
+    """Rebuild ``out/report.html`` from ``out/results.json`` and ``out/scores.csv``; its path."""
+    out = Path(out)
+    meta, results = read_results(out)
+    scores_path = out / SCORES
+    if not scores_path.is_file():
+        raise ReportError(f"{scores_path}: missing; the report needs the per-image scores "
+                          "written by `aigiqa bench` next to results.json")
+    try:
+        scores = pd.read_csv(scores_path, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ReportError(f"{scores_path}: not a readable scores file ({exc})") from None
+    path = out / REPORT
+    _atomic_write(path, render_html(meta, results, scores))
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to a temp file beside ``path``, fsync it, then ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf as None, numpy scalars as Python, paths and dates as text."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | np.ndarray):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, dt.datetime | dt.date):
+        return obj.isoformat()
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+# Rendering ----------------------------------------------------------------------------------------
+def render_html(meta: dict, results: pd.DataFrame, scores: pd.DataFrame) -> str:
+    """The report as one HTML string (inline CSS and base64 PNG plots)."""
+    metrics = _metric_info(meta, results)
+    target = str(meta.get("target") or "")
+    sections = [
+        ("summary", "Summary", _main_section(results, metrics)),
+        ("splits", "Per split", _group_section(results, metrics, "split",
+                                               ("srcc", "plcc", "krcc", "main"))
+         + _blind_note(scores, target)),
+        ("scatter", "Prediction vs " + (target or "target"),
+         _scatter_section(scores, results, metrics, target)),
+        ("generators", "Per generator", _generator_section(results, metrics)),
+        ("hyper", "Per hyper-parameter", _hyper_section(results, metrics)),
+        ("failures", "Failures", _failures_section(meta.get("failures") or [])),
+    ]
+    nav = "".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title, _ in sections)
+    body = [_header(meta, scores, target), f"<nav>{nav}</nav>"]
+    body += [f'<h2 id="{key}">{html.escape(title)}</h2>\n{content}'
+             for key, title, content in sections]
+    template = Template(Path(__file__).with_name(REPORT).read_text(encoding="utf-8"))
+    return template.substitute(
+        title=html.escape(f"aigiqa benchmark {_DASH} {meta.get('database', '')}"),
+        version=html.escape(str(meta.get("aigiqa_version", ""))),
+        body="\n".join(body),
+    )
+
+
+def _metric_info(meta: dict, results: pd.DataFrame) -> dict[str, dict]:
+    """Metric spec → its meta dict (every metric of the results, in meta order first)."""
+    info = {str(m.get("spec", m.get("name"))): dict(m) for m in meta.get("metrics") or []}
+    for spec in results.get("metric", pd.Series(dtype=str)).drop_duplicates():
+        info.setdefault(str(spec), {"spec": str(spec)})
+    return info
+
+
+def _header(meta: dict, scores: pd.DataFrame, target: str) -> str:
+    n = len(scores)
+    labelled = int(pd.to_numeric(scores[target], errors="coerce").notna().sum()) \
+        if target in scores.columns else 0
+    fields = [
+        ("database", meta.get("database")),
+        ("root", meta.get("root")),
+        ("images", f"{n:,} ({labelled:,} labelled, {n - labelled:,} blind)"),
+        ("target", f"{target}" + (f" (range {_range(meta.get('score_range'))})"
+                                  if meta.get("score_range") else "")),
+        ("metrics", len(meta.get("metrics") or [])),
+        ("scores", f"{meta.get('computed', _DASH)} computed, {meta.get('cached', _DASH)} cached, "
+                   f"{len(meta.get('failures') or [])} failed"),
+        ("created", meta.get("created")),
+        ("aigiqa", meta.get("aigiqa_version")),
+    ]
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>"
+                   for k, v in fields if v not in (None, ""))
+    title = html.escape(f"Benchmark: {meta.get('database', 'unknown database')}")
+    return f"<h1>{title}</h1>\n<dl class=\"meta\">{rows}</dl>"
+
+
+def _range(value: Any) -> str:
+    try:
+        lo, hi = value
+        return f"{lo:g}{_DASH}{hi:g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _metric_label(spec: str, info: Mapping[str, dict]) -> str:
+    """Escaped metric name with a ↓ mark when lower scores mean better quality."""
+    down = ' <span class="tag" title="lower score = better quality">\u2193</span>' \
+        if info.get(spec, {}).get("lower_better") else ""
+    return f"{html.escape(spec)}{down}"
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return _DASH
+    return f"{x:.{digits}f}" if math.isfinite(x) else _DASH
+
+
+def _best(values: pd.Series, higher: bool, digits: int = 3) -> set:
+    """Index labels whose value (rounded as displayed) is the best of the column."""
+    v = pd.to_numeric(values, errors="coerce").round(digits)
+    if v.notna().sum() < 2:
+        return set()
+    best = v.max() if higher else v.min()
+    return set(v.index[v == best])
+
+
+def _cell(text: str, bold: bool, title: str = "") -> str:
+    attr = f' title="{html.escape(title)}"' if title else ""
+    return f"<td{attr}><b>{text}</b></td>" if bold else f"<td{attr}>{text}</td>"
+
+
+def _main_section(results: pd.DataFrame, info: Mapping[str, dict]) -> str:
+    rows = results[results["group"] == "all"].set_index("metric") if len(results) else results
+    if not len(rows):
+        return '<p class="note">No results.</p>'
+    stats = [("srcc", "SRCC", True), ("plcc", "PLCC", True), ("krcc", "KRCC", True),
+             ("main", "main", True), ("rmse", "RMSE", False)]
+    best = {s: _best(rows[s], hi) for s, _, hi in stats if s in rows.columns}
+    head = "".join(f"<th>{label}</th>" for _, label, _ in stats)
+    out = [f'<div class="scroll"><table><tr><th class="l">metric</th><th class="l">kind</th>'
+           f"<th>n</th><th>failed</th>{head}</tr>"]
+    for spec, row in rows.iterrows():
+        kind = html.escape(str(info.get(spec, {}).get("kind") or ""))
+        cells = [f'<td class="l">{_metric_label(spec, info)}</td><td class="l">{kind}</td>',
+                 f"<td>{int(row['n']):,}</td><td>{int(row.get('n_failed', 0)):,}</td>"]
+        for s, _, _ in stats:
+            text = _fmt(row.get(s))
+            lo, hi = row.get(f"{s}_ci_low"), row.get(f"{s}_ci_high")
+            if _fmt(lo) != _DASH and _fmt(hi) != _DASH:
+                text += f" <small>[{_fmt(lo)}, {_fmt(hi)}]</small>"
+            cells.append(_cell(text, spec in best.get(s, ())))
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table></div>")
+    out.append('<p class="note">All labelled images (blind ones never enter). Brackets: 95% '
+               "bootstrap confidence interval. PLCC and RMSE after the fitted logistic mapping; "
+               "main = the benchmark's main score. Bold: best of the column. \u2193: lower score "
+               "means better quality (its sign is flipped before the correlations, so higher is "
+               "better in every column but RMSE). A dash: fewer than 3 scored images.</p>")
+    return "\n".join(out)
+
+
+def _group_section(results: pd.DataFrame, info: Mapping[str, dict], group: str,
+                   stats: Sequence[str]) -> str:
+    """Table with one row per metric and, per value of ``group``, the chosen statistics."""
+    sub = results[results["group"] == group] if len(results) else results
+    if not len(sub):
+        return f'<p class="note">No {html.escape(group)} with labelled images.</p>'
+    values = list(dict.fromkeys(sub["value"].astype(str)))
+    specs = list(dict.fromkeys(sub["metric"]))
+    table = sub.assign(value=sub["value"].astype(str)).set_index(["metric", "value"])
+    head1 = "".join(f'<th colspan="{len(stats)}" class="l">{html.escape(v)} '
+                    f'<span class="tag">n={_group_n(table, v)}</span></th>' for v in values)
+    head2 = "".join(f"<th>{s.upper() if s != 'main' else 'main'}</th>"
+                    for _ in values for s in stats)
+    out = [f'<div class="scroll"><table><tr><th class="l" rowspan="2">metric</th>{head1}</tr>'
+           f"<tr>{head2}</tr>"]
+    best = {}
+    for v in values:
+        col = table.xs(v, level="value")
+        for s in stats:
+            best[(v, s)] = _best(col[s], True)
+    for spec in specs:
+        cells = [f'<td class="l">{_metric_label(spec, info)}</td>']
+        for v in values:
+            row = table.loc[(spec, v)] if (spec, v) in table.index else None
+            for s in stats:
+                if row is None:
+                    cells.append(f"<td>{_DASH}</td>")
+                    continue
+                cells.append(_cell(_fmt(row[s]), spec in best[(v, s)],
+                                   f"n={int(row['n'])}, failed={int(row['n_failed'])}"))
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table></div>")
+    return "\n".join(out)
+
+
+def _blind_note(scores: pd.DataFrame, target: str) -> str:
+    """A note naming the splits without any label (never evaluated)."""
+    if "split" not in scores.columns or target not in scores.columns:
+        return ""
+    labelled = pd.to_numeric(scores[target], errors="coerce").notna()
+    counts = scores.assign(_l=labelled).groupby("split", sort=False)["_l"].agg(["sum", "size"])
+    blind = [f"{name} ({int(row['size']):,} images)" for name, row in counts.iterrows()
+             if row["sum"] == 0]
+    if not blind:
+        return ""
+    return (f'<p class="note">Blind split(s), no public {html.escape(target)}, not evaluated: '
+            f"{html.escape(', '.join(map(str, blind)))}.</p>")
+
+
+def _group_n(table: pd.DataFrame, value: str) -> str:
+    """Labelled images of one group value (scored + failed, the largest over metrics)."""
+    col = table.xs(value, level="value")
+    return f"{int((col['n'] + col['n_failed']).max()):,}"
+
+
+def _generator_section(results: pd.DataFrame, info: Mapping[str, dict]) -> str:
+    sub = results[results["group"] == "generator"] if len(results) else results
+    if not len(sub):
+        return '<p class="note">No generator is known for the labelled images.</p>'
+    pivot = sub.pivot_table(index="value", columns="metric", values="srcc", sort=False,
+                            dropna=False)
+    pivot = pivot[[s for s in dict.fromkeys(sub["metric"])]]
+    png = _plot_png(lambda fig: _draw_bars(fig, pivot))
+    table = _group_section(results, info, "generator", ("srcc", "plcc"))
+    return (f'<img class="plot" alt="SRCC per generator" src="data:image/png;base64,{png}">\n'
+            f'<p class="note">SRCC of each metric on the labelled images of each generator.</p>\n'
+            f"<details><summary>Table (SRCC, PLCC per generator)</summary>{table}</details>")
+
+
+def _hyper_section(results: pd.DataFrame, info: Mapping[str, dict]) -> str:
+    groups = [g for g in dict.fromkeys(results.get("group", pd.Series(dtype=str)))
+              if g not in ("all", "split", "generator")]
+    if not groups:
+        return '<p class="note">No hyper-parameter was evaluated.</p>'
+    parts = []
+    for g in groups:
+        parts.append(f"<h3>{html.escape(str(g))}</h3>")
+        parts.append(_group_section(results, info, g, ("srcc",)))
+    parts.append('<p class="note">SRCC per value (a numeric hyper-parameter with many distinct '
+                 "values is binned into quantiles, shown as [min, max]); hover a cell for n.</p>")
+    return "\n".join(parts)
+
+
+def _failures_section(failures: Sequence[Mapping[str, Any]]) -> str:
+    if not failures:
+        return '<p class="note">No image failed.</p>'
+    rows = "".join(
+        "<tr>" + "".join(f'<td class="{cls}">{html.escape(str(f.get(k, "")))}</td>'
+                         for k, cls in (("name", "l"), ("metric", "l"), ("path", "l mono"),
+                                        ("error", "wrap")))
+        + "</tr>" for f in failures)
+    table = (f'<div class="scroll"><table><tr><th class="l">image</th><th class="l">metric</th>'
+             f'<th class="l">path</th><th class="l">error</th></tr>{rows}</table></div>')
+    summary = f"{len(failures):,} failed score(s): every one listed, left out of the statistics"
+    state = " open" if len(failures) <= 50 else ""
+    return f"<details{state}><summary>{html.escape(summary)}</summary>{table}</details>"
+
+
+# Plots ------------------------------------------------------------------------------------------
+def _scatter_section(scores: pd.DataFrame, results: pd.DataFrame, info: Mapping[str, dict],
+                     target: str) -> str:
+    if target not in scores.columns:
+        return f'<p class="note">The scores have no target column {html.escape(target)!s}.</p>'
+    truth = pd.to_numeric(scores[target], errors="coerce")
+    specs = [s for s in info if s in scores.columns]
+    if not specs or truth.notna().sum() == 0:
+        return '<p class="note">No labelled, scored image to plot.</p>'
+    overall = results[results["group"] == "all"].set_index("metric") if len(results) else None
+    panels = []
+    for spec in specs:
+        pred = pd.to_numeric(scores[spec], errors="coerce")
+        keep = (truth.notna() & pred.notna()).to_numpy()
+        stats = overall.loc[spec] if overall is not None and spec in overall.index else None
+        panels.append((spec, pred.to_numpy(float)[keep], truth.to_numpy(float)[keep], stats))
+    png = _plot_png(lambda fig: _draw_scatter(fig, panels, target, info))
+    n = int(truth.notna().sum())
+    shown = f"a random {MAX_POINTS:,} of them are drawn" if n > MAX_POINTS else "all drawn"
+    return (f'<img class="plot" alt="prediction vs {html.escape(target)}" '
+            f'src="data:image/png;base64,{png}">\n'
+            f'<p class="note">Each labelled, scored image ({n:,}; {shown}); red: the fitted '
+            "logistic mapping from prediction to target.</p>")
+
+
+def _plot_png(draw: Callable[[Any], None]) -> str:
+    """Run ``draw(fig)`` on a fresh Agg figure; the PNG as base64 text."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(layout="constrained")
+    FigureCanvasAgg(fig)
+    draw(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    fig.clear()
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _draw_scatter(fig: Any, panels: list, target: str, info: Mapping[str, dict]) -> None:
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig.set_size_inches(3.3 * ncols, 3.0 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, (spec, pred, truth, stats) in zip(axes.flat, panels, strict=False):
+        title = _plain(spec)
+        if stats is not None:
+            title += f"\nSRCC {_fmt(stats.get('srcc'))}  PLCC {_fmt(stats.get('plcc'))}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("prediction" + (" (lower = better)" if info.get(spec, {}).get(
+            "lower_better") else ""), fontsize=8)
+        ax.set_ylabel(target, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if len(pred) == 0:
+            ax.text(0.5, 0.5, "no scored image", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+            continue
+        show = rng.choice(len(pred), MAX_POINTS, replace=False) if len(pred) > MAX_POINTS \
+            else slice(None)
+        ax.scatter(pred[show], truth[show], s=4, alpha=0.35, linewidths=0, color="#2a5db0",
+                   rasterized=True)
+        curve = _logistic(pred, truth)
+        if curve is not None:
+            xs = np.linspace(float(pred.min()), float(pred.max()), 200)
+            ax.plot(xs, curve(xs), color="#d62728", linewidth=1.6)
+        ax.grid(alpha=0.25, linewidth=0.5)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+
+
+def _draw_bars(fig: Any, pivot: pd.DataFrame) -> None:
+    """Grouped SRCC bars (metrics side by side per generator), wrapped onto several rows so
+    that a row holds at most :data:`BARS_PER_ROW` bars."""
+    generators, specs = list(pivot.index), list(pivot.columns)
+    per_row = max(1, BARS_PER_ROW // max(1, len(specs)))
+    nrows = math.ceil(len(generators) / per_row)
+    per_row = math.ceil(len(generators) / nrows)  # balance the rows
+    width = min(14.0, max(6.0, 1.0 + per_row * (0.3 + 0.13 * len(specs))))
+    fig.set_size_inches(width, 0.6 + 2.6 * nrows)
+    axes = fig.subplots(nrows, 1, squeeze=False, sharey=True)[:, 0]
+    colors = _colors(len(specs))
+    step = 0.82 / max(1, len(specs))
+    values = pivot.to_numpy(float)
+    low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
+    for r, ax in enumerate(axes):
+        chunk = generators[r * per_row:(r + 1) * per_row]
+        x = np.arange(len(chunk))
+        for i, spec in enumerate(specs):
+            ax.bar(x - 0.41 + step * (i + 0.5), pivot.loc[chunk, spec].to_numpy(float), step,
+                   label=_plain(spec) if r == 0 else None, color=colors[i])
+        ax.set_xticks(x, [str(g) for g in chunk], fontsize=8)
+        ax.set_xlim(-0.5, per_row - 0.5)
+        ax.set_ylim(min(0.0, low - 0.05), 1.0)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_ylabel("SRCC", fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(axis="y", alpha=0.3, linewidth=0.5)
+    fig.legend(fontsize=7.5, ncols=min(len(specs), 6), loc="outside upper center", frameon=False)
+
+
+def _plain(text: str) -> str:
+    """Text for a matplotlib label, shown literally (no mathtext from ``$``)."""
+    return str(text).replace("$", r"\$")
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    order = [*range(0, 20, 2), *range(1, 20, 2)]  # the 10 strong hues first, then their light ones
+    return [colormaps["tab20"](order[i % 20]) for i in range(n)]
+
+
+def _logistic(pred: np.ndarray, truth: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The fitted logistic mapping prediction → target for the plot (None if it cannot fit)."""
+    from aigiqa.evaluation import fit_logistic
+
+    if len(pred) < 3:
+        return None
+    try:
+        return fit_logistic(pred, truth)
+    except AigiqaError:
+        return None
