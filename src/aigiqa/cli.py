@@ -154,6 +154,53 @@ def report(
     typer.echo(str(build_report(results)))
 
 
+def _range(text: str | None, option: str) -> tuple[float, float] | None:
+    """Parse 'lo,hi' (e.g. '0,5') into a pair of floats."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise AigiqaError(f"{option} {text!r}: expected two numbers 'lo,hi', e.g. 0,5") from None
+    return lo, hi
+
+
+@app.command()
+def mos(
+    ratings: Annotated[Path, typer.Argument(help="CSV: subject, image, score[, session]")],
+    out: Annotated[Path, typer.Option(help="MOS CSV (image, mos, std, se, ci95, n, sos)")],
+    method: Annotated[str, typer.Option(help="zscore | mos | bias_removed | mle")] = "zscore",
+    scale: Annotated[str | None, typer.Option(help="Rating scale 'lo,hi', e.g. 0,100")] = None,
+    target_range: Annotated[
+        str | None, typer.Option(help="Rescale MOS onto 'lo,hi', e.g. 0,5 for AIGIQA-20K")
+    ] = None,
+    screen: Annotated[
+        bool | None, typer.Option("--screen/--no-screen", help="BT.500 subject screening")
+    ] = None,
+    report_json: Annotated[
+        Path | None, typer.Option("--report", help="Write the screening/subject report (JSON)")
+    ] = None,
+) -> None:
+    """Compute MOS from raw ratings: z-scores, BT.500 screening, subject model, CI95."""
+    import json
+
+    from aigiqa.subjective import compute_mos, read_ratings
+
+    result = compute_mos(
+        read_ratings(ratings), method=method, scale=_range(scale, "--scale"),
+        target_range=_range(target_range, "--target-range"), screen=screen,
+    )
+    result.to_csv(out)
+    rep = result.report
+    typer.echo(f"{rep['n_images']} images, {rep['n_subjects']} subjects, {rep['n_ratings']} "
+               f"ratings; {len(result.rejected)} subject(s) rejected → {out}")
+    for _, row in result.rejected.iterrows():
+        typer.echo(f"rejected {row['subject']}: {row['reason']}")
+    if report_json is not None:
+        report_json.write_text(json.dumps(rep, indent=2, default=str))
+
+
 @databases_app.command("list")
 def databases_list() -> None:
     """List the database readers."""
