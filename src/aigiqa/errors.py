@@ -40,3 +40,11 @@ class EvaluationError(AigiqaError):
 
 class SubmissionError(AigiqaError):
     """An NTIRE submission file with missing, extra or duplicate names."""
+
+
+class AssetError(AigiqaError):
+    """A parameter or weight file is missing, unknown or fails its sha256 check."""
+
+
+class SplitError(AigiqaError):
+    """A split specification that cannot be applied (bad spec, fold, ratios, too few images)."""
