@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/aigiqa demo --out $(DEMO)/database --n 300 --seed 0
 	$(BIN)/aigiqa bench --database demo --root $(DEMO)/database \
-		--metrics sharpness,colourfulness,entropy --store $(DEMO)/scores.sqlite \
+		--metrics sharpness,colourfulness,entropy,contrast --store $(DEMO)/scores.sqlite \
 		--out $(DEMO)/results --workers 2
 	@echo "HTML report: $(DEMO)/results/report.html"
 

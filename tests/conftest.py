@@ -19,7 +19,7 @@ def _shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
-    """The read-only ../shared folder (reference annotation files, assets). Required, not skipped."""
+    """The read-only ../shared folder (reference annotations, assets). Required, not skipped."""
     path = _shared_dir()
     assert (path / "reference").is_dir(), f"../shared not found at {path}; set AIGIQA_SHARED"
     return path

@@ -15,8 +15,10 @@ INFO = DatabaseInfo("toy", (0.0, 5.0), ("mos",))
 
 def _records():
     return [
-        Record("a.png", Path("a.png"), "p a", "G1", "train", {"mos": 1.0}, {"cfg": 3}, "f.csv row 2"),
-        Record("b.png", Path("b.png"), "p b", "G2", "train", {"mos": 2.0}, {"cfg": 7}, "f.csv row 3"),
+        Record("a.png", Path("a.png"), "p a", "G1", "train", {"mos": 1.0}, {"cfg": 3},
+               "f.csv row 2"),
+        Record("b.png", Path("b.png"), "p b", "G2", "train", {"mos": 2.0}, {"cfg": 7},
+               "f.csv row 3"),
         Record("c.png", Path("c.png"), "p c", "G1", "test", {}, {}, "g.csv row 2"),
     ]
 

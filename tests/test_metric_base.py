@@ -63,7 +63,8 @@ def test_key_depends_on_options_only():
     c = create_metric("test-mean", scale=2.0)
     assert a.key == b.key != c.key
     assert a.spec == "test-mean" and c.spec == "test-mean:scale=2.0"
-    assert create_metric(*parse_metric_spec(c.spec)[:1], **parse_metric_spec(c.spec)[1]).key == c.key
+    name, options = parse_metric_spec(c.spec)
+    assert create_metric(name, **options).key == c.key
 
 
 def test_spec_parsing():

@@ -8,7 +8,6 @@ Public API: ``load_database``, ``list_databases``, ``create_metric``, ``list_met
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from aigiqa.errors import AigiqaError
 
@@ -38,12 +37,3 @@ def __getattr__(name: str):
         return value
     raise AttributeError(f"module 'aigiqa' has no attribute {name!r}")
 
-
-if TYPE_CHECKING:  # pragma: no cover
-    from aigiqa.benchmark.runner import run_benchmark
-    from aigiqa.databases.base import Database, Record
-    from aigiqa.databases.registry import list_databases, load_database, validate_database
-    from aigiqa.evaluation import evaluate
-    from aigiqa.images import load_image
-    from aigiqa.metrics.base import Metric
-    from aigiqa.metrics.registry import create_metric, list_metrics

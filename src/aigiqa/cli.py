@@ -29,6 +29,10 @@ MetricsOpt = Annotated[
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")]
+RetryOpt = Annotated[
+    bool, typer.Option("--retry-failed", help="Score again the images whose failure is cached")
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per metric call")]
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -58,7 +62,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder to write the demo database into")],
     n: Annotated[int, typer.Option(min=10, help="Number of images")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes)")] = 0,
-    blind: Annotated[bool, typer.Option(help="Write val/test without MOS, like the release")] = False,
+    blind: Annotated[bool, typer.Option(help="val/test without MOS, as released")] = False,
 ) -> None:
     """Write the embedded synthetic demo database in the AIGIQA-20K release layout."""
     from aigiqa.demo import build_demo
@@ -83,6 +87,8 @@ def bench(
         bool, typer.Option("--check-images/--no-check-images", help="Decode every image first")
     ] = False,
     progress: ProgressOpt = True,
+    retry_failed: RetryOpt = False,
+    batch_size: BatchOpt = 8,
 ) -> None:
     """Score every image of a database with every metric, evaluate, write results and report."""
     from aigiqa.benchmark.runner import run_benchmark
@@ -93,7 +99,7 @@ def bench(
     chosen = metrics_from_list(metrics)
     result = run_benchmark(
         db, chosen, store=store, out=out, workers=workers, progress=progress,
-        bootstrap=bootstrap, seed=seed,
+        bootstrap=bootstrap, seed=seed, retry_failed=retry_failed, batch_size=batch_size,
     )
     typer.echo(f"{db.name}: {len(db)} images, {len(db.labelled())} labelled; "
                f"scores computed {result.meta['computed']}, cached {result.meta['cached']}")
@@ -111,10 +117,12 @@ def score(
     prompts: Annotated[
         Path | None, typer.Option(help="CSV with columns name,prompt (by image file name)")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write scores CSV here (default: stdout)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Scores CSV (default: stdout)")] = None,
     store: Annotated[str | None, typer.Option(help="Score cache (SQLite path or URL)")] = None,
     workers: WorkersOpt = 1,
     progress: ProgressOpt = True,
+    retry_failed: RetryOpt = False,
+    batch_size: BatchOpt = 8,
 ) -> None:
     """Score a user's own images: one row per image, one column per metric."""
     from aigiqa.benchmark.runner import read_prompts_csv, score_images
@@ -130,7 +138,8 @@ def score(
         by_name = read_prompts_csv(prompts)
         prompt_list = [by_name.get(p.name) for p in paths]
     table = score_images(
-        paths, chosen, prompts=prompt_list, store=store, workers=workers, progress=progress
+        paths, chosen, prompts=prompt_list, store=store, workers=workers, progress=progress,
+        retry_failed=retry_failed, batch_size=batch_size,
     )
     frame = table.scores.copy()
     frame.insert(0, "path", [str(p) for p in paths])

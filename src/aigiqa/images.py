@@ -84,7 +84,9 @@ def find_images(paths: list[str | Path]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             found.extend(
-                sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+                sorted(
+                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                )
             )
         elif p.is_file():
             found.append(p)

@@ -47,7 +47,9 @@ class Metric:
             self.options.setdefault(k, v)
 
     # The API ------------------------------------------------------------------------------------
-    def score(self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None) -> np.ndarray:
+    def score(
+        self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
+    ) -> np.ndarray:
         """Score a batch of RGB uint8 images (H, W, 3); returns a float64 array of len(images)."""
         raise NotImplementedError
 

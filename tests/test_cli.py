@@ -1,0 +1,119 @@
+"""End to end through the `aigiqa` command: demo → bench → report → score → ntire → validate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from aigiqa.cli import app
+
+runner = CliRunner()
+
+
+def _ok(args):
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "db"
+    _ok(["demo", "--out", root, "--n", 40, "--seed", 3])
+    return root
+
+
+def test_bench_writes_results_and_caches(demo_root, tmp_path):
+    store, out = tmp_path / "s.sqlite", tmp_path / "res"
+    args = ["bench", "--database", "demo", "--root", demo_root, "--metrics",
+            "sharpness,entropy", "--store", store, "--out", out, "--bootstrap", 50, "--no-progress"]
+    first = _ok(args)
+    assert "computed 80, cached 0" in first
+    for name in ("results.csv", "results.json", "report.html", "scores.csv"):
+        assert (out / name).is_file(), name
+    results = pd.read_csv(out / "results.csv")
+    overall = results[results["group"] == "all"]
+    assert set(overall["metric"]) == {"sharpness", "entropy"}
+    assert overall["n"].eq(40).all()
+    assert {"split", "generator"} <= set(results["group"])
+    assert "sharpness" in first and "SRCC" in first
+
+    second = _ok(args)
+    assert "computed 0, cached 80" in second
+    assert json.loads((out / "results.json").read_text())["meta"]["cached"] == 80
+
+    (out / "report.html").unlink()
+    _ok(["report", out])
+    assert (out / "report.html").stat().st_size > 1000
+
+
+def test_score_own_images(demo_root, tmp_path):
+    out = tmp_path / "scores.csv"
+    _ok(["score", demo_root / "train", "--metrics", "sharpness,colourfulness", "--out", out,
+         "--no-progress"])
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["name", "path", "sharpness", "colourfulness"]
+    assert len(frame) == len(list((demo_root / "train").glob("*.png")))
+    assert frame["sharpness"].notna().all()
+
+    sub = tmp_path / "output.txt"
+    _ok(["ntire", "submit", out, "--column", "sharpness", "--out", sub])
+    scored = _ok(["ntire", "score", sub, "--database", "demo", "--root", demo_root,
+                  "--split", "train"])
+    assert "srcc" in scored and "main" in scored
+
+
+def test_databases_and_metrics_lists(demo_root):
+    assert "aigiqa20k" in _ok(["databases", "list"])
+    assert "sharpness" in _ok(["metrics", "list"])
+    assert "OK" in _ok(["databases", "validate", "demo", demo_root])
+    assert "train" in _ok(["databases", "show", "demo", demo_root])
+
+
+def test_validate_lists_every_problem(demo_root, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(demo_root, broken)
+    images = sorted((broken / "train").glob("*.png"))
+    images[0].unlink()
+    images[1].unlink()
+    images[2].write_bytes(b"")
+    result = runner.invoke(app, ["databases", "validate", "demo", str(broken)])
+    assert result.exit_code == 1
+    for path in images[:3]:
+        assert path.name in result.output
+
+
+def test_errors_exit_2_with_message(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "aigiqa.cli", "bench", "--database", "nope", "--root", str(tmp_path),
+         "--metrics", "sharpness", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "unknown database 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_mos_from_demo_ratings(demo_root, tmp_path):
+    ratings = pd.read_csv(demo_root / "ratings.csv").rename(
+        columns={"name": "image", "rater": "subject", "rating": "score"})
+    ratings.to_csv(tmp_path / "r.csv", index=False)
+    out = tmp_path / "mos.csv"
+    _ok(["mos", tmp_path / "r.csv", "--out", out, "--method", "mos", "--scale", "0,100",
+         "--target-range", "0,5", "--no-screen", "--report", tmp_path / "rep.json"])
+    table = pd.read_csv(out)
+    assert {"image", "mos", "std", "ci95"} <= set(table.columns)
+    demo_mos = pd.concat(pd.read_csv(demo_root / f"info_{s}.csv") for s in ("train", "val", "test"))
+    merged = table.merge(demo_mos, left_on="image", right_on="name", suffixes=("", "_demo"))
+    assert len(merged) == 40
+    assert (merged["mos"] - merged["mos_demo"]).abs().max() < 1e-4
+    assert json.loads((tmp_path / "rep.json").read_text())["n_subjects"] == 21
+    bad = runner.invoke(app, ["mos", str(tmp_path / "r.csv"), "--out", str(out), "--scale", "x"])
+    assert bad.exit_code != 0
