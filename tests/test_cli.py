@@ -117,3 +117,15 @@ def test_mos_from_demo_ratings(demo_root, tmp_path):
     assert json.loads((tmp_path / "rep.json").read_text())["n_subjects"] == 21
     bad = runner.invoke(app, ["mos", str(tmp_path / "r.csv"), "--out", str(out), "--scale", "x"])
     assert bad.exit_code != 0
+
+
+def test_splits_command(demo_root, tmp_path):
+    out = tmp_path / "folds.csv"
+    text = _ok(["splits", "demo", demo_root, "--split", "fold:1/4", "--seed", 5, "--out", out])
+    frame = pd.read_csv(out)
+    assert set(frame["split"]) == {"train", "test"} and len(frame) == 40
+    assert frame["name"].is_unique
+    assert "test" in text
+    again = tmp_path / "again.csv"
+    _ok(["splits", "demo", demo_root, "--split", "fold:1/4", "--seed", 5, "--out", again])
+    assert again.read_text() == out.read_text()

@@ -210,6 +210,30 @@ def mos(
         report_json.write_text(json.dumps(rep, indent=2, default=str))
 
 
+@app.command()
+def splits(
+    name: Annotated[str, typer.Argument(help="Database reader name")],
+    root: Annotated[Path, typer.Argument(help="Database folder")],
+    split: Annotated[str, typer.Option(help="official | fold:K[/N] | ratio:a,b[,c]")] = "official",
+    seed: Annotated[int, typer.Option(help="Seed of random splits")] = 0,
+    out: Annotated[Path | None, typer.Option(help="CSV name,split (default: counts only)")] = None,
+) -> None:
+    """Show or write a split of a database's labelled images (blind ones never enter)."""
+    import pandas as pd
+
+    from aigiqa.databases.registry import load_database
+    from aigiqa.splits import resolve_split
+
+    db = load_database(name, root, check_images=False)
+    parts = resolve_split(db, split, seed=seed)
+    for part, names in parts.items():
+        typer.echo(f"{part:<8}{len(names):>8}")
+    if out is not None:
+        rows = [(n, part) for part, names in parts.items() for n in names]
+        pd.DataFrame(rows, columns=["name", "split"]).to_csv(out, index=False)
+        typer.echo(f"{len(rows)} rows → {out}")
+
+
 @databases_app.command("list")
 def databases_list() -> None:
     """List the database readers."""
