@@ -457,7 +457,7 @@ def _draw_bars(fig: Any, pivot: pd.DataFrame) -> None:
         for i, spec in enumerate(specs):
             ax.bar(x - 0.41 + step * (i + 0.5), pivot.loc[chunk, spec].to_numpy(float), step,
                    label=_plain(spec) if r == 0 else None, color=colors[i])
-        ax.set_xticks(x, [str(g) for g in chunk], fontsize=8)
+        ax.set_xticks(x, [str(g) for g in chunk], fontsize=8, rotation=30, ha="right")
         ax.set_xlim(-0.5, per_row - 0.5)
         ax.set_ylim(min(0.0, low - 0.05), 1.0)
         ax.axhline(0, color="black", linewidth=0.6)
