@@ -13,7 +13,12 @@ _METRICS: dict[str, type[Metric]] = {}
 
 #: Modules that register the built-in metrics when imported (they must import cheaply: heavy
 #: dependencies such as torch are imported inside the metric, not at module level).
-_BUILTIN_MODULES = ("aigiqa.metrics.baseline",)
+_BUILTIN_MODULES = (
+    "aigiqa.metrics.baseline",
+    "aigiqa.metrics.classical.niqe",
+    "aigiqa.metrics.classical.brisque",
+    "aigiqa.metrics.classical.piqe",
+)
 _loaded = False
 
 

@@ -1,0 +1,1 @@
+"""Classical no-reference metrics (numpy/scipy only): NIQE, BRISQUE, PIQE."""
