@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-out
+# Metrics that need no downloaded file; after `aigiqa assets import DIR` add niqe,brisque.
+DEMO_METRICS ?= sharpness,colourfulness,entropy,contrast,piqe
 export HF_HUB_OFFLINE := 1
 
 .PHONY: demo test lint bench clean
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/aigiqa demo --out $(DEMO)/database --n 300 --seed 0
 	$(BIN)/aigiqa bench --database demo --root $(DEMO)/database \
-		--metrics sharpness,colourfulness,entropy,contrast --store $(DEMO)/scores.sqlite \
+		--metrics $(DEMO_METRICS) --store $(DEMO)/scores.sqlite \
 		--out $(DEMO)/results --workers 2
 	@echo "HTML report: $(DEMO)/results/report.html"
 

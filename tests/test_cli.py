@@ -129,3 +129,15 @@ def test_splits_command(demo_root, tmp_path):
     again = tmp_path / "again.csv"
     _ok(["splits", "demo", demo_root, "--split", "fold:1/4", "--seed", 5, "--out", again])
     assert again.read_text() == out.read_text()
+
+
+def test_assets_import_and_list(shared, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGIQA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert "missing" in _ok(["assets", "list"])
+    imported = _ok(["assets", "import", shared / "assets"])
+    assert imported.count("imported") == 3
+    listing = _ok(["assets", "list"])
+    assert "missing" not in listing and str(tmp_path / "home") in listing
+    bad = runner.invoke(app, ["assets", "import", str(tmp_path / "nowhere")])
+    assert bad.exit_code != 0

@@ -20,9 +20,12 @@ app = typer.Typer(
 databases_app = typer.Typer(help="Database readers: list, validate, show.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Quality metrics: list.", no_args_is_help=True)
 ntire_app = typer.Typer(help="NTIRE 2024 challenge submissions.", no_args_is_help=True)
+assets_app = typer.Typer(help="Parameter and weight files: list, import, download.",
+                         no_args_is_help=True)
 app.add_typer(databases_app, name="databases")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(ntire_app, name="ntire")
+app.add_typer(assets_app, name="assets")
 
 MetricsOpt = Annotated[
     str, typer.Option("--metrics", "-m", help="Comma-separated metric specs: name[:opt=value…]")
@@ -326,6 +329,38 @@ def ntire_score(
     result = score_submission(submission, truth)
     for key in ("n", "srcc", "plcc", "krcc", "main"):
         typer.echo(f"{key:<5} {result[key]}")
+
+
+@assets_app.command("list")
+def assets_list() -> None:
+    """List registered assets: name, sha256, where it is installed (or 'missing')."""
+    from aigiqa.assets import find_asset, list_assets
+
+    for asset in list_assets():
+        where = find_asset(asset.name)
+        typer.echo(f"{asset.name:<32}{asset.sha256[:16]}…  {where or 'missing'}")
+
+
+@assets_app.command("import")
+def assets_import(
+    folder: Annotated[Path, typer.Argument(help="Folder holding asset files (checked by sha256)")],
+) -> None:
+    """Copy asset files from a folder (e.g. a download on another machine) into $AIGIQA_HOME."""
+    from aigiqa.assets import import_assets
+
+    for path in import_assets(folder):
+        typer.echo(f"imported {path}")
+
+
+@assets_app.command("download")
+def assets_download(
+    names: Annotated[list[str] | None, typer.Argument(help="Asset names (default: all)")] = None,
+) -> None:
+    """Fetch assets from their official sources (needs internet), check sha256, install."""
+    from aigiqa.assets import download, list_assets
+
+    for name in names or [a.name for a in list_assets()]:
+        typer.echo(f"downloaded {download(name)}")
 
 
 def main() -> None:
