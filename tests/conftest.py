@@ -23,3 +23,11 @@ def shared() -> Path:
     path = _shared_dir()
     assert (path / "reference").is_dir(), f"../shared not found at {path}; set AIGIQA_SHARED"
     return path
+
+
+@pytest.fixture
+def live_assets(shared: Path, monkeypatch, tmp_path) -> Path:
+    """$AIGIQA_HOME/assets = ../shared/assets (the LIVE NIQE/BRISQUE files); a private cache."""
+    monkeypatch.setenv("AIGIQA_HOME", str(shared))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return shared / "assets"

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import ndimage, stats
+from scipy import stats
 
+import synthetic
 from aigiqa.databases.base import Database, DatabaseInfo, Record
 from aigiqa.errors import MetricError
 from aigiqa.metrics.classical import brisque as brisque_mod
@@ -16,26 +17,15 @@ from aigiqa.metrics.registry import create_metric
 
 
 @pytest.fixture(autouse=True)
-def _assets(shared: Path, monkeypatch, tmp_path):
-    monkeypatch.setenv("AIGIQA_HOME", str(shared))  # $AIGIQA_HOME/assets = ../shared/assets
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def _assets(live_assets):
+    """Every test here reads the LIVE parameter files from ../shared/assets."""
 
 
 def natural(seed: int, h: int = 160, w: int = 192) -> np.ndarray:
-    """A 1/f-spectrum RGB uint8 image (H, W, 3): natural-image-like statistics."""
-    rng = np.random.default_rng(seed)
-    f = np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2
-    shape = (h, w // 2 + 1)
-    spec = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.maximum(f, 1e-4) ** 0.9
-    img = np.fft.irfft2(spec, s=(h, w))
-    img = (img - img.min()) / (img.max() - img.min()) * 255
-    rgb = np.stack([img, np.roll(img, 7, 1), img[::-1]], -1)
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return synthetic.natural(seed, h, w)
 
 
-def blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    out = ndimage.gaussian_filter(img.astype(float), (sigma, sigma, 0))
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+blur = synthetic.blur
 
 
 def test_live_model_parses(shared: Path):

@@ -13,9 +13,8 @@ from aigiqa.metrics.registry import create_metric
 
 
 @pytest.fixture(autouse=True)
-def _assets(shared: Path, monkeypatch, tmp_path):
-    monkeypatch.setenv("AIGIQA_HOME", str(shared))  # $AIGIQA_HOME/assets = ../shared/assets
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def _assets(live_assets):
+    """Every test here reads the LIVE parameter files from ../shared/assets."""
 
 
 def natural_gray(seed: int = 0, h: int = 112, w: int = 128) -> np.ndarray:

@@ -5,21 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import synthetic
 from aigiqa.errors import MetricError
 from aigiqa.metrics.classical import piqe as piqe_mod
 from aigiqa.metrics.registry import create_metric
 
 
 def natural(seed: int, h: int = 96, w: int = 128) -> np.ndarray:
-    """A 1/f-spectrum RGB uint8 image (H, W, 3): natural-image-like statistics."""
-    rng = np.random.default_rng(seed)
-    f = np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2
-    shape = (h, w // 2 + 1)
-    spec = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.maximum(f, 1e-4) ** 0.9
-    img = np.fft.irfft2(spec, s=(h, w))
-    img = (img - img.min()) / (img.max() - img.min()) * 255
-    rgb = np.stack([img, np.roll(img, 7, 1), img[::-1]], -1)
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return synthetic.natural(seed, h, w)
 
 
 def test_registered():
