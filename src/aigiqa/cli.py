@@ -36,6 +36,14 @@ RetryOpt = Annotated[
     bool, typer.Option("--retry-failed", help="Score again the images whose failure is cached")
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per metric call")]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", help="local (worker processes) | ray (Ray Data; extra 'ray')")
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster to join (ray://host:10001); default: start a local Ray "
+                 "with --workers CPUs"),
+]
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -92,6 +100,8 @@ def bench(
     progress: ProgressOpt = True,
     retry_failed: RetryOpt = False,
     batch_size: BatchOpt = 8,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Score every image of a database with every metric, evaluate, write results and report."""
     from aigiqa.benchmark.runner import run_benchmark
@@ -103,6 +113,7 @@ def bench(
     result = run_benchmark(
         db, chosen, store=store, out=out, workers=workers, progress=progress,
         bootstrap=bootstrap, seed=seed, retry_failed=retry_failed, batch_size=batch_size,
+        backend=backend, address=address,
     )
     typer.echo(f"{db.name}: {len(db)} images, {len(db.labelled())} labelled; "
                f"scores computed {result.meta['computed']}, cached {result.meta['cached']}")
@@ -126,6 +137,8 @@ def score(
     progress: ProgressOpt = True,
     retry_failed: RetryOpt = False,
     batch_size: BatchOpt = 8,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Score a user's own images: one row per image, one column per metric."""
     from aigiqa.benchmark.runner import read_prompts_csv, score_images
@@ -142,7 +155,7 @@ def score(
         prompt_list = [by_name.get(p.name) for p in paths]
     table = score_images(
         paths, chosen, prompts=prompt_list, store=store, workers=workers, progress=progress,
-        retry_failed=retry_failed, batch_size=batch_size,
+        retry_failed=retry_failed, batch_size=batch_size, backend=backend, address=address,
     )
     frame = table.scores.copy()
     frame.insert(0, "path", [str(p) for p in paths])

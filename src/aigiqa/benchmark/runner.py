@@ -8,19 +8,18 @@ store and committing new ones batch by batch (a killed run loses at most the bat
 Guarantee after a crash (even SIGKILL) and a re-run: every (metric, image) is scored in the end,
 the store holds exactly one row per (metric key, input), and no score that was committed before
 the crash is computed again. Only the images in flight at the crash (at most ``batch_size`` ×
-``2 × workers`` of them) may be computed a second time.
+``2 × workers`` of them with the local backend) may be computed a second time.
+
+The plan (hashing, store look-up, what still needs scoring) and the commits are done here, in
+the calling process; only the execution is a backend's (``backends.LocalBackend``: this process
+or worker processes; ``ray_backend.RayBackend``: Ray Data actors), so local and Ray runs share
+the store and resume each other.
 """
 
 from __future__ import annotations
 
-import math
-import multiprocessing
-import os
 import sys
-import threading
-import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,14 +29,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from aigiqa.benchmark.backends import Backend, Result, WorkItem, make_backend
 from aigiqa.errors import AigiqaError, MetricError
-from aigiqa.images import find_images, load_image
+from aigiqa.images import find_images
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import metric_from_spec
 from aigiqa.store.scores import ScoreStore, StoredScore, open_store, prompt_input_hash
-
-#: Batches in flight per worker process (bounds memory and the work a crash can lose).
-IN_FLIGHT_PER_WORKER = 2
 
 
 @dataclass
@@ -67,18 +64,6 @@ class BenchmarkResult:
     failures: list[dict]
     meta: dict[str, Any]
     outputs: dict[str, Path] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _WorkItem:
-    """One image to decode and the (metric index, input hash) pairs it still needs."""
-
-    path: str
-    prompt: str | None
-    needs: tuple[tuple[int, str], ...]
-
-
-_Result = tuple[int, str, float | None, str | None]  # metric index, input hash, value, error
 
 
 # Metrics and prompts ------------------------------------------------------------------------------
@@ -134,152 +119,6 @@ def _check_prompts(metrics: list[Metric], names: list[str], prompts: list[str | 
             )
 
 
-# Scoring a batch (in a worker process or in-process) -------------------------------------------
-_WORKER_METRICS: list[Metric] = []
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, AigiqaError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _score_metric(
-    metric: Metric, index: int, images: list[np.ndarray], prompts: list, hashes: list[str]
-) -> list[_Result]:
-    """Score one metric on decoded images; if the batch raises, score them one by one."""
-    try:
-        values = np.asarray(
-            metric.score(images, prompts if metric.needs_prompt else None), dtype=np.float64
-        ).reshape(-1)
-        if len(values) != len(images):
-            raise MetricError(
-                f"metric {metric.spec!r} returned {len(values)} scores for {len(images)} images"
-            )
-    except Exception as exc:
-        if len(images) == 1:
-            return [(index, hashes[0], None, _describe(exc))]
-        out: list[_Result] = []
-        for k in range(len(images)):
-            out.extend(_score_metric(metric, index, images[k : k + 1], prompts[k : k + 1],
-                                     hashes[k : k + 1]))
-        return out
-    results: list[_Result] = []
-    for h, v in zip(hashes, values, strict=True):
-        if math.isfinite(v):
-            results.append((index, h, float(v), None))
-        else:
-            results.append((index, h, None, f"metric {metric.spec!r} returned {v}"))
-    return results
-
-
-def _score_batch(items: list[_WorkItem], metrics: list[Metric]) -> list[_Result]:
-    """Decode the batch's images once and score each with the metrics it still needs."""
-    results: list[_Result] = []
-    loaded: list[tuple[_WorkItem, np.ndarray]] = []
-    for item in items:
-        try:
-            loaded.append((item, load_image(item.path)))
-        except Exception as exc:
-            results.extend((j, h, None, _describe(exc)) for j, h in item.needs)
-    for j, metric in enumerate(metrics):
-        images, prompts, hashes = [], [], []
-        for item, image in loaded:
-            for jj, h in item.needs:
-                if jj == j:
-                    images.append(image)
-                    prompts.append(item.prompt)
-                    hashes.append(h)
-        if images:
-            results.extend(_score_metric(metric, j, images, prompts, hashes))
-    return results
-
-
-def _init_worker(payload: list[Metric | tuple[str, str]], parent_pid: int) -> None:
-    """Worker start: the metrics (inherited under fork, else made from their specs) and a
-    watchdog that ends the worker when its parent is gone (e.g. killed with SIGKILL)."""
-    metrics = []
-    for item in payload:
-        if isinstance(item, Metric):
-            metrics.append(item)
-        else:
-            spec, key = item
-            metric = metric_from_spec(spec)
-            if metric.key != key:
-                raise MetricError(f"metric {spec!r} recreated in a worker has another cache key")
-            metrics.append(metric)
-    _WORKER_METRICS[:] = metrics
-
-    def watchdog() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watchdog, daemon=True).start()
-
-
-def _worker_score_batch(items: list[_WorkItem]) -> list[_Result]:
-    return _score_batch(items, _WORKER_METRICS)
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """fork where it is safe (Linux: workers inherit registered metrics), else spawn."""
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-def _run_batches(
-    batches: list[list[_WorkItem]],
-    metrics: list[Metric],
-    workers: int,
-    on_result,
-) -> None:
-    """Score batches in-process (workers=1) or in worker processes; ``on_result`` gets each
-    batch's results in the parent as soon as it is done."""
-    if workers <= 1 or len(batches) <= 1:
-        for batch in batches:
-            on_result(batch, _score_batch(batch, metrics))
-        return
-    ctx = _mp_context()
-    if ctx.get_start_method() == "fork":
-        payload: list = list(metrics)  # inherited by the forked workers, never pickled
-    else:
-        payload = [(m.spec, m.key) for m in metrics]
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(batches)),
-        mp_context=ctx,
-        initializer=_init_worker,
-        initargs=(payload, os.getpid()),
-    )
-    try:
-        queue = iter(batches)
-        pending: dict[Future, list[_WorkItem]] = {}
-
-        def submit_next() -> None:
-            batch = next(queue, None)
-            if batch is not None:
-                pending[pool.submit(_worker_score_batch, batch)] = batch
-
-        for _ in range(workers * IN_FLIGHT_PER_WORKER):
-            submit_next()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                batch = pending.pop(future)
-                try:
-                    results = future.result()
-                except Exception as exc:
-                    raise AigiqaError(
-                        f"a scoring worker failed ({_describe(exc)}); scores committed so far "
-                        "are kept: run again to continue"
-                    ) from exc
-                on_result(batch, results)
-                submit_next()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 # The public API -----------------------------------------------------------------------------
 def score_images(
     paths: Sequence[str | Path],
@@ -292,6 +131,8 @@ def score_images(
     batch_size: int = 8,
     progress: bool = True,
     retry_failed: bool = False,
+    backend: str | Backend = "local",
+    address: str | None = None,
 ) -> ScoreTable:
     """Score image files with metrics, reusing and filling the score store.
 
@@ -299,12 +140,20 @@ def score_images(
     (aligned) or a name → prompt map; required by prompt-aware metrics. ``names``: labels used
     in failures and for the prompt map (default: file names). ``store``: a ScoreStore, a SQLite
     path, a URL, or None for an in-memory store. Cached failures are scored again only with
-    ``retry_failed``. Returns a ScoreTable whose ``scores`` has n rows and one column per spec.
+    ``retry_failed``. ``backend``: ``"local"`` (``workers`` processes), ``"ray"`` (a local Ray
+    with ``workers`` CPUs, or the cluster at ``address``) or a Backend instance. Returns a
+    ScoreTable whose ``scores`` has n rows and one column per spec.
     """
     if workers < 1:
         raise AigiqaError(f"workers must be at least 1, not {workers}")
     if batch_size < 1:
         raise AigiqaError(f"batch_size must be at least 1, not {batch_size}")
+    if isinstance(backend, str):
+        executor = make_backend(backend, workers=workers, address=address)
+    elif address is not None:
+        raise AigiqaError("give address only with a backend name, not with a Backend instance")
+    else:
+        executor = backend
     paths = [p if isinstance(p, Path) else Path(p) for p in paths]
     n = len(paths)
     names = [p.name for p in paths] if names is None else [str(x) for x in names]
@@ -347,7 +196,7 @@ def score_images(
 
         # Plan: each image that still needs some metric, each (metric, input) once.
         scheduled: list[set[str]] = [set() for _ in metric_list]
-        items: list[_WorkItem] = []
+        items: list[WorkItem] = []
         for i in range(n):
             needs = []
             for j in range(len(metric_list)):
@@ -356,21 +205,21 @@ def score_images(
                     scheduled[j].add(h)
                     needs.append((j, h))
             if needs:
-                items.append(_WorkItem(str(paths[i]), prompt_list[i], tuple(needs)))
-        batches = [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
+                items.append(WorkItem(str(paths[i]), prompt_list[i], tuple(needs)))
         computed = sum(len(s) for s in scheduled)
 
         keys = [m.key for m in metric_list]
-        with tqdm(total=len(items), desc="scoring", unit="img", file=sys.stderr,
-                  disable=not progress or not items) as bar:
+        with tqdm(total=computed, desc=f"scoring ({executor.name})", unit="score",
+                  file=sys.stderr, disable=not progress or not items) as bar:
 
-            def on_result(batch: list[_WorkItem], results: list[_Result]) -> None:
+            def on_result(results: list[Result]) -> None:
                 db.add((keys[j], h, v, e) for j, h, v, e in results)  # one commit per batch
                 for j, h, v, e in results:
                     known[j][h] = StoredScore(v, e)
-                bar.update(len(batch))
+                bar.update(len(results))
 
-            _run_batches(batches, metric_list, workers, on_result)
+            if items:
+                executor.run(items, metric_list, batch_size, on_result)
 
         columns: dict[str, np.ndarray] = {}
         failures: list[dict] = []
@@ -435,6 +284,8 @@ def score_files(
     batch_size: int = 8,
     progress: bool = True,
     retry_failed: bool = False,
+    backend: str | Backend = "local",
+    address: str | None = None,
 ) -> tuple[pd.DataFrame, ScoreTable]:
     """``aigiqa score``: score files and folders (searched recursively) of a user's images.
 
@@ -452,7 +303,8 @@ def score_files(
         prompts = [table.get(p.name, table.get(p.stem)) for p in paths]
     result = score_images(
         paths, metrics, prompts=prompts, names=names, store=store, workers=workers,
-        batch_size=batch_size, progress=progress, retry_failed=retry_failed,
+        batch_size=batch_size, progress=progress, retry_failed=retry_failed, backend=backend,
+        address=address,
     )
     frame = pd.concat(
         [pd.DataFrame({"name": names, "path": [str(p) for p in paths]}), result.scores], axis=1
@@ -488,6 +340,8 @@ def run_benchmark(
     seed: int = 0,
     batch_size: int = 8,
     retry_failed: bool = False,
+    backend: str | Backend = "local",
+    address: str | None = None,
 ) -> BenchmarkResult:
     """Score every image of a Database with every metric (cached), evaluate, and write outputs.
 
@@ -514,6 +368,8 @@ def run_benchmark(
         batch_size=batch_size,
         progress=progress,
         retry_failed=retry_failed,
+        backend=backend,
+        address=address,
     )
     for column in table.scores.columns:
         frame[column] = table.scores[column].to_numpy()

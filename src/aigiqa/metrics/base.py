@@ -32,6 +32,9 @@ class Metric:
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     version: ClassVar[str] = "1"
+    #: What one scoring process of this metric needs on a cluster (Ray backend): ``num_cpus``,
+    #: ``num_gpus``, ``memory`` (bytes) or custom resources; empty means one CPU.
+    resources: ClassVar[dict[str, float]] = {}
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.defaults))
