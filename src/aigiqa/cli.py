@@ -27,6 +27,16 @@ app.add_typer(metrics_app, name="metrics")
 app.add_typer(ntire_app, name="ntire")
 app.add_typer(assets_app, name="assets")
 
+
+def _mount_extensions() -> None:
+    """Commands defined next to the code they drive (serve, study, train)."""
+    from aigiqa.serve.cli import serve
+
+    app.command("serve")(serve)
+
+
+_mount_extensions()
+
 MetricsOpt = Annotated[
     str, typer.Option("--metrics", "-m", help="Comma-separated metric specs: name[:opt=value…]")
 ]
