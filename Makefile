@@ -26,6 +26,7 @@ demo: $(STAMP)
 	@echo "HTML report: $(DEMO)/results/report.html"
 
 test: $(STAMP)
+	bash .ci/system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

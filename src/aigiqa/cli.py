@@ -31,8 +31,10 @@ app.add_typer(assets_app, name="assets")
 def _mount_extensions() -> None:
     """Commands defined next to the code they drive (serve, study, train)."""
     from aigiqa.serve.cli import serve
+    from aigiqa.study.cli import app as study_app
 
     app.command("serve")(serve)
+    app.add_typer(study_app, name="study", help="Subjective studies: create, serve, export.")
 
 
 _mount_extensions()

@@ -5,6 +5,7 @@
 (metric key, image content hash) plus a file-hash cache keyed by (path, size, mtime).
 """
 
+from aigiqa.store import study_models  # noqa: F401  (registers the study tables on Base)
 from aigiqa.store.engine import make_engine
 from aigiqa.store.models import Base, FileHash, MetricInfo, Score
 from aigiqa.store.scores import ScoreStore, StoredScore, open_store

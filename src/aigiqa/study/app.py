@@ -1,0 +1,264 @@
+"""The study web app (FastAPI): subjects rate their trials, the admin follows and exports.
+
+Routes (``{token}``: a subject's personal token, ``{admin}``: the study's admin token):
+
+- ``GET /s/{token}``: the rating page (prompt, image, slider, progress, keyboard);
+- ``GET /api/s/{token}/state``: the subject's progress and current trial (JSON);
+- ``GET /s/{token}/image/{trial_id}``: the image of one of *this subject's* trials (else 404);
+- ``POST /api/s/{token}/ratings``: JSON ``{"trial_id", "value", "submission_id"}`` with the
+  header ``X-CSRF-Token``; 200 with ``{"rating", "state"}`` only after COMMIT;
+- ``GET /admin/{admin}``: progress per subject, repeat consistency, export links;
+  ``GET /admin/{admin}/ratings.csv`` and ``GET /admin/{admin}/mos.csv?method=mos``;
+- ``GET /healthz``.
+
+Status codes: unknown token or another subject's trial → 404; score off the scale or its step,
+bad body → 422; a trial that is not the current one, or a submission id reused for another trial
+→ 409; missing/wrong CSRF token, a foreign ``Origin`` or a non-JSON body → 403/415. A replay (same
+submission id or an already rated trial) stores nothing and answers 200 with the stored rating.
+
+CSRF: posts are JSON only (``Content-Type: application/json``, which a cross-site HTML form
+cannot send) and carry ``X-CSRF-Token`` = HMAC-SHA256(study's server secret, subject id), put in
+the page; a request whose ``Origin`` differs from its ``Host`` is refused as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field
+
+from aigiqa.errors import AigiqaError
+from aigiqa.store.study import (
+    RatingValueError,
+    StudyError,
+    StudyInfo,
+    StudyStore,
+    SubjectRef,
+    SubjectState,
+    TrialConflict,
+    TrialNotFound,
+)
+from aigiqa.study.export import ratings_csv, repeat_consistency, study_mos
+
+HERE = Path(__file__).parent
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff"}
+CSP = ("default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+class RatingIn(BaseModel):
+    """Body of a rating post."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: int
+    value: float = Field(strict=True, allow_inf_nan=False)
+    submission_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+def csrf_token(study: StudyInfo, subject_id: int) -> str:
+    """The subject's CSRF token: HMAC-SHA256 of the subject id under the study's secret."""
+    return hmac.new(study.csrf_key.encode(), f"subject:{subject_id}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _state_json(token: str, state: SubjectState) -> dict[str, Any]:
+    trial = None
+    if state.trial is not None:
+        t = state.trial
+        trial = {"id": t.id, "position": t.position, "kind": t.kind, "session": t.session,
+                 "prompt": t.prompt, "note": t.note,
+                 "image_url": f"/s/{token}/image/{t.id}"}
+    return {"done": state.done, "total": state.total, "sessions": state.sessions,
+            "finished": state.finished, "session_start": state.session_start, "trial": trial}
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside a <script> element (no ``<``, ``>`` or ``&`` left raw)."""
+    text = json.dumps(data)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _scale_json(study: StudyInfo) -> dict[str, Any]:
+    return {"lo": study.scale_lo, "hi": study.scale_hi, "step": study.scale_step,
+            "labels": list(study.labels)}
+
+
+def create_app(store_url: str | Path, *, images_root: str | Path | None = None) -> FastAPI:
+    """The FastAPI app serving the studies stored at ``store_url``.
+
+    ``images_root`` replaces the database folder recorded at planning time (images moved).
+    """
+    store = StudyStore(store_url)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        store.close()
+
+    app = FastAPI(title="aigiqa study", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    app.state.store = store
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        for key, value in NO_STORE.items():
+            response.headers.setdefault(key, value)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    def subject_or_404(token: str) -> SubjectRef:
+        subject = store.subject_by_token(token)
+        if subject is None:
+            raise HTTPException(404, "unknown link")
+        return subject
+
+    def admin_or_404(token: str) -> StudyInfo:
+        study = store.study_by_admin_token(token)
+        if study is None:
+            raise HTTPException(404, "unknown link")
+        return study
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/s/{token}", response_class=HTMLResponse)
+    def subject_page(request: Request, token: str):
+        subject = subject_or_404(token)
+        state = store.state(subject.id)
+        boot = {"token": token, "scale": _scale_json(subject.study),
+                "state": _state_json(token, state)}
+        return templates.TemplateResponse(request, "subject.html", {
+            "study": subject.study, "subject": subject, "csrf": csrf_token(subject.study,
+                                                                          subject.id),
+            "boot": _script_json(boot), "labels": subject.study.labels,
+            "digit_max": min(9, int(subject.study.scale_hi - subject.study.scale_lo)),
+        })
+
+    @app.get("/api/s/{token}/state")
+    def subject_state(token: str) -> dict[str, Any]:
+        subject = subject_or_404(token)
+        return _state_json(token, store.state(subject.id))
+
+    @app.get("/s/{token}/image/{trial_id}")
+    def trial_image(token: str, trial_id: int):
+        subject = subject_or_404(token)
+        trial = store.trial(subject.id, trial_id)
+        if trial is None:
+            raise HTTPException(404, "no such trial")
+        root = Path(images_root or subject.study.database_root).absolute()
+        path = (root / trial.image_path).resolve()
+        if not path.is_relative_to(root.resolve()) or not path.is_file():
+            raise HTTPException(404, "image file missing")
+        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/api/s/{token}/ratings")
+    def post_rating(request: Request, token: str, body: RatingIn):
+        subject = subject_or_404(token)
+        _check_csrf(request, csrf_token(subject.study, subject.id))
+        try:
+            stored, _ = store.submit_rating(subject, body.trial_id, body.value,
+                                            body.submission_id)
+        except TrialNotFound as exc:
+            raise HTTPException(404, exc.message) from None
+        except RatingValueError as exc:
+            raise HTTPException(422, exc.message) from None
+        except TrialConflict as exc:
+            raise HTTPException(409, exc.message) from None
+        # Committed: the answer is sent only now.
+        return {"rating": stored.as_dict(), "state": _state_json(token, store.state(subject.id))}
+
+    @app.get("/admin/{admin}", response_class=HTMLResponse)
+    def admin_page(request: Request, admin: str):
+        study = admin_or_404(admin)
+        progress = store.progress(study.id)
+        consistency = repeat_consistency(store.ratings_frame(study.id)).set_index("subject")
+        rows = []
+        for r in progress.itertuples():
+            c = consistency.loc[r.subject] if r.subject in consistency.index else None
+            rows.append({"subject": r.subject, "done": r.done, "total": r.total,
+                         "percent": 100.0 * r.done / r.total if r.total else 0.0,
+                         "sessions": f"{r.sessions_done} / {r.sessions}",
+                         "last": r.last[:19].replace("T", " "),
+                         "repeats": "" if c is None or not c["repeats"] else
+                         f"{c['mean_abs_diff']:.2f} ({int(c['repeats'])})"})
+        total = int(progress["total"].sum())
+        done = int(progress["done"].sum())
+        return templates.TemplateResponse(request, "admin.html", {
+            "study": study, "rows": rows, "admin": admin, "done": done, "total": total})
+
+    @app.get("/admin/{admin}/ratings.csv")
+    def admin_ratings(admin: str):
+        study = admin_or_404(admin)
+        return Response(ratings_csv(store, study.id), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="study{study.id}-ratings.csv"'})
+
+    @app.get("/admin/{admin}/mos.csv")
+    def admin_mos(admin: str, method: str = "mos"):
+        study = admin_or_404(admin)
+        try:
+            result = study_mos(store, study.id, method)
+        except StudyError as exc:  # nothing rated yet
+            raise HTTPException(409, exc.message) from None
+        except AigiqaError as exc:  # compute_mos refused the method or the ratings
+            raise HTTPException(422, str(exc)) from None
+        text = result.table.to_csv(index=False, float_format="%.6g")
+        return Response(text, media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="study{study.id}-mos-{method}.csv"'})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        # The default handler echoes the input, which may hold NaN (not encodable as JSON).
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
+                   "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(404)
+    async def _not_found(request: Request, exc: HTTPException):
+        if request.url.path.startswith("/api/") or request.url.path.endswith(".csv"):
+            return JSONResponse({"detail": exc.detail}, status_code=404)
+        return HTMLResponse("<!doctype html><title>Not found</title><h1>Not found</h1>"
+                            "<p>This link is not valid. Check the address you were given.</p>",
+                            status_code=404)
+
+    return app
+
+
+DB_ENV = "AIGIQA_STUDY_DB"
+IMAGES_ROOT_ENV = "AIGIQA_STUDY_IMAGES_ROOT"
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for several workers: the app on $AIGIQA_STUDY_DB
+    (and $AIGIQA_STUDY_IMAGES_ROOT if set)."""
+    return create_app(os.environ[DB_ENV], images_root=os.environ.get(IMAGES_ROOT_ENV) or None)
+
+
+def _check_csrf(request: Request, expected: str) -> None:
+    """JSON only, same origin if an Origin is sent, and the subject's CSRF header."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise HTTPException(415, "ratings are posted as application/json")
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise HTTPException(403, "cross-origin post refused")
+    sent = request.headers.get("x-csrf-token", "")
+    if not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise HTTPException(403, "missing or wrong CSRF token")
