@@ -1,4 +1,7 @@
-"""The score store: engine set-up, unique scores, failures, file-hash cache, batched lookups."""
+"""The score store: engine set-up, unique scores, failures, file-hash cache, batched lookups.
+
+Tests taking ``db_url`` run twice: on a SQLite file and on a throwaway PostgreSQL database.
+"""
 
 from __future__ import annotations
 
@@ -47,15 +50,15 @@ def test_make_engine_path_url_and_memory(tmp_path):
         make_engine(tmp_path)
 
 
-def test_store_creates_tables_and_extensible_base(tmp_path):
-    with ScoreStore(tmp_path / "s.sqlite") as db:
+def test_store_creates_tables_and_extensible_base(db_url):
+    with ScoreStore(db_url) as db:
         names = set(inspect(db.engine).get_table_names())
     assert {"scores", "file_hashes", "metrics"} <= names
     assert {"scores", "file_hashes", "metrics"} <= set(Base.metadata.tables)
 
 
-def test_scores_are_unique_and_first_write_wins(tmp_path):
-    with ScoreStore(tmp_path / "s.sqlite") as db:
+def test_scores_are_unique_and_first_write_wins(db_url):
+    with ScoreStore(db_url) as db:
         metric = _Dummy()
         db.register_metric(metric)
         db.register_metric(metric)  # idempotent
@@ -72,8 +75,8 @@ def test_scores_are_unique_and_first_write_wins(tmp_path):
         assert db.lookup(_Dummy(k=2).key, ["h1"]) == {}
 
 
-def test_unique_constraint_and_foreign_key_are_enforced(tmp_path):
-    with ScoreStore(tmp_path / "s.sqlite") as db:
+def test_unique_constraint_and_foreign_key_are_enforced(db_url):
+    with ScoreStore(db_url) as db:
         scores = Base.metadata.tables["scores"]
         metric = _Dummy()
         db.register_metric(metric)
@@ -86,8 +89,8 @@ def test_unique_constraint_and_foreign_key_are_enforced(tmp_path):
             conn.execute(scores.insert(), [{**row, "metric_key": "unknown-metric"}])
 
 
-def test_forget_failures_only_removes_failures(tmp_path):
-    with ScoreStore(tmp_path / "s.sqlite") as db:
+def test_forget_failures_only_removes_failures(db_url):
+    with ScoreStore(db_url) as db:
         metric = _Dummy()
         db.register_metric(metric)
         db.add([(metric.key, "ok", 2.0, None), (metric.key, "bad", None, "x")])
@@ -95,8 +98,8 @@ def test_forget_failures_only_removes_failures(tmp_path):
         assert set(db.lookup(metric.key, ["ok", "bad"])) == {"ok"}
 
 
-def test_lookup_is_batched_over_chunks(tmp_path):
-    with ScoreStore(tmp_path / "s.sqlite") as db:
+def test_lookup_is_batched_over_chunks(db_url):
+    with ScoreStore(db_url) as db:
         metric = _Dummy()
         db.register_metric(metric)
         n = 2 * CHUNK + 7
@@ -111,7 +114,7 @@ def test_lookup_is_batched_over_chunks(tmp_path):
         assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 3
 
 
-def test_content_hashes_cache_and_errors(tmp_path, monkeypatch):
+def test_content_hashes_cache_and_errors(tmp_path, monkeypatch, db_url):
     files = []
     for i in range(5):
         f = tmp_path / f"f{i}.bin"
@@ -121,7 +124,7 @@ def test_content_hashes_cache_and_errors(tmp_path, monkeypatch):
     for f in files:
         os.utime(f, ns=(old, old))
     missing = tmp_path / "missing.bin"
-    with ScoreStore(tmp_path / "s.sqlite") as db:
+    with ScoreStore(db_url) as db:
         hashes, errors = db.content_hashes([*files, missing, tmp_path])
         assert hashes[:5] == [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
         assert hashes[5:] == [None, None]

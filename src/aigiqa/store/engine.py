@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from aigiqa.errors import AigiqaError
@@ -15,7 +16,9 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 
 def make_engine(url_or_path: str | Path | None = None, **kwargs) -> Engine:
     """Create an Engine: ``None`` → in-memory SQLite, a path → SQLite file (folders created),
-    a URL (``sqlite:///…``, ``postgresql+psycopg://…``) → as is.
+    a URL (``sqlite:///…``, ``postgresql+psycopg://…``) → as is (``postgres://`` and
+    ``postgresql://`` get the psycopg 3 driver). No ``pool_pre_ping`` by default: it would cost a
+    round trip per checkout; pass ``pool_pre_ping=True`` where a server restart must go unnoticed.
 
     SQLite connections get ``journal_mode=WAL``, ``synchronous=NORMAL`` (durable against a killed
     process) and ``foreign_keys=ON`` through a connect-event hook. Extra ``kwargs`` go to
@@ -26,7 +29,16 @@ def make_engine(url_or_path: str | Path | None = None, **kwargs) -> Engine:
             "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool, **kwargs
         )
     elif "://" in str(url_or_path):
-        engine = create_engine(str(url_or_path), **kwargs)
+        url = _with_driver(str(url_or_path))
+        try:
+            engine = create_engine(url, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise AigiqaError(
+                f"{_hide_password(url)}: the database driver {exc.name!r} is not installed "
+                "(for PostgreSQL: pip install 'psycopg[binary]')"
+            ) from exc
+        except ArgumentError as exc:
+            raise AigiqaError(f"{_hide_password(url)}: not a database URL ({exc})") from exc
     else:
         path = Path(url_or_path).expanduser().absolute()
         if path.is_dir():
@@ -41,6 +53,21 @@ def make_engine(url_or_path: str | Path | None = None, **kwargs) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _with_driver(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` (no driver named) → the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:  # noqa: ARG001

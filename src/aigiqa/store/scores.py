@@ -3,12 +3,17 @@
 Scores are keyed by (metric key, input hash); failures are stored too (value NULL, error text).
 Every write is its own short transaction and uses insert-on-conflict-do-nothing, so a process
 killed at any point loses at most its uncommitted batch and never leaves a duplicate row.
+Both dialects store the same thing: rows are written in key order (concurrent PostgreSQL writers
+cannot deadlock), a non-finite value is stored as a failure (SQLite would turn NaN into NULL), NUL
+characters in error texts are escaped (PostgreSQL text cannot hold them), and names too long for
+their column are refused on SQLite too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 import time
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select
+from sqlalchemy import Connection, Engine, String, Table, delete, func, insert, select
 
 from aigiqa.errors import AigiqaError
 from aigiqa.store.engine import make_engine
@@ -97,6 +102,7 @@ class ScoreStore:
             "version": str(metric.version),
             "options": json.dumps(metric.options, sort_keys=True, default=str),
         }
+        _check_lengths(MetricInfo.__table__, row, f"metric {metric.spec!r}")
         with self.engine.begin() as conn:
             _insert_ignore(conn, MetricInfo.__table__, [row], ["key"])
 
@@ -223,13 +229,17 @@ class ScoreStore:
 
     def add(self, rows: Iterable[tuple[str, str, float | None, str | None]]) -> None:
         """Store (metric_key, input_hash, value, error) rows in one transaction; a row whose key
-        is already stored is left as it is (insert-on-conflict-do-nothing)."""
-        records = [
-            {"metric_key": k, "input_hash": h, "value": v, "error": None if v is not None else e}
-            for k, h, v, e in rows
-        ]
+        is already stored is left as it is (insert-on-conflict-do-nothing). A NaN or infinite
+        value is stored as a failure saying so."""
+        records = []
+        for k, h, v, e in rows:
+            if v is not None and not math.isfinite(v):
+                v, e = None, f"non-finite score {v}" + (f": {e}" if e else "")
+            error = None if v is not None or e is None else e.replace("\0", "\\x00")
+            records.append({"metric_key": k, "input_hash": h, "value": v, "error": error})
         if not records:
             return
+        records.sort(key=lambda r: (r["metric_key"], r["input_hash"]))
         with self.engine.begin() as conn:
             for chunk in _chunks(records):
                 _insert_ignore(conn, Score.__table__, list(chunk), ["metric_key", "input_hash"])
@@ -281,8 +291,29 @@ def _dialect_insert(conn: Connection, table: Table):
     return dialect_insert(table)
 
 
+def _check_lengths(table: Table, row: dict[str, Any], what: str) -> None:
+    """Refuse a text longer than its VARCHAR column (PostgreSQL would, SQLite would not)."""
+    for name, value in row.items():
+        column_type = table.c[name].type
+        if (isinstance(column_type, String) and column_type.length is not None
+                and isinstance(value, str) and len(value) > column_type.length):
+            raise AigiqaError(
+                f"{what}: {name} is {len(value)} characters long; the store allows at most "
+                f"{column_type.length}"
+            )
+
+
+def _by_key(rows: list[dict], keys: list[str]) -> list[dict]:
+    """Rows with one row per key (the last wins), in key order: concurrent transactions then
+    take row locks in the same order and cannot deadlock each other on PostgreSQL."""
+    unique = {tuple(row[k] for k in keys): row for row in rows}
+    return [unique[key] for key in sorted(unique)]
+
+
 def _insert_ignore(conn: Connection, table: Table, rows: list[dict], keys: list[str]) -> None:
-    """Insert rows, skipping any whose ``keys`` columns are already present."""
+    """Insert rows, skipping any whose ``keys`` columns are already present (the first of
+    several rows with one key wins)."""
+    rows = _by_key(list(reversed(rows)), keys)
     stmt = _dialect_insert(conn, table)
     if stmt is not None:
         conn.execute(stmt.on_conflict_do_nothing(index_elements=keys), rows)
@@ -299,7 +330,9 @@ def _insert_ignore(conn: Connection, table: Table, rows: list[dict], keys: list[
 
 
 def _upsert(conn: Connection, table: Table, rows: list[dict], keys: list[str]) -> None:
-    """Insert rows, replacing the other columns of rows whose ``keys`` are already present."""
+    """Insert rows, replacing the other columns of rows whose ``keys`` are already present (of
+    several rows with one key, the last wins)."""
+    rows = _by_key(rows, keys)
     stmt = _dialect_insert(conn, table)
     for chunk in _chunks(rows):
         if stmt is not None:
