@@ -32,8 +32,10 @@ def _mount_extensions() -> None:
     """Commands defined next to the code they drive (serve, study, train)."""
     from aigiqa.serve.cli import serve
     from aigiqa.study.cli import app as study_app
+    from aigiqa.training.cli import train_command
 
     app.command("serve")(serve)
+    app.command("train")(train_command)
     app.add_typer(study_app, name="study", help="Subjective studies: create, serve, export.")
 
 

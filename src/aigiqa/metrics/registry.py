@@ -18,6 +18,14 @@ _BUILTIN_MODULES = (
     "aigiqa.metrics.classical.niqe",
     "aigiqa.metrics.classical.brisque",
     "aigiqa.metrics.classical.piqe",
+    "aigiqa.metrics.learned.backbones",
+    "aigiqa.metrics.learned.prompt_regressor",
+    "aigiqa.metrics.learned.cnniqa",
+    "aigiqa.metrics.learned.hyperiqa",
+    "aigiqa.metrics.learned.dbcnn",
+    "aigiqa.metrics.learned.stairiqa",
+    "aigiqa.metrics.learned.maniqa",
+    "aigiqa.metrics.learned.musiq",
 )
 _loaded = False
 

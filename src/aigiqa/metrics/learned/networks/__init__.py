@@ -1,0 +1,1 @@
+"""Pure torch networks of the classic deep IQA models (imported lazily by the metrics)."""
