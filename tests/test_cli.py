@@ -141,3 +141,35 @@ def test_assets_import_and_list(shared, tmp_path, monkeypatch):
     assert "missing" not in listing and str(tmp_path / "home") in listing
     bad = runner.invoke(app, ["assets", "import", str(tmp_path / "nowhere")])
     assert bad.exit_code != 0
+
+
+def _commands(group, prefix=()):
+    import typer.main
+
+    command = typer.main.get_command(group) if not prefix else group
+    for name, sub in getattr(command, "commands", {}).items():
+        yield (*prefix, name)
+        yield from _commands(sub, (*prefix, name))
+
+
+def test_every_command_has_working_help():
+    names = list(_commands(app))
+    assert {("bench",), ("train",), ("serve",), ("study", "create"), ("mos",)} <= set(names)
+    for name in names:
+        result = runner.invoke(app, [*name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Usage" in result.output
+
+
+def test_bench_one_split(demo_root, tmp_path):
+    out = tmp_path / "res"
+    text = _ok(["bench", "--database", "demo", "--root", demo_root, "--metrics", "entropy",
+                "--store", tmp_path / "s.sqlite", "--out", out, "--split", "test",
+                "--bootstrap", 0, "--no-progress"])
+    n_test = sum(1 for _ in open(demo_root / "info_test.csv")) - 1
+    assert f"{n_test} images" in text
+    results = pd.read_csv(out / "results.csv")
+    assert set(results.loc[results["group"] == "split", "value"]) == {"test"}
+    bad = runner.invoke(app, ["bench", "--database", "demo", "--root", str(demo_root),
+                              "--metrics", "entropy", "--out", str(out), "--split", "nope"])
+    assert bad.exit_code != 0 and "has splits" in str(bad.exception)

@@ -16,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts contain brackets such as fold:K[/N]
 )
 databases_app = typer.Typer(help="Database readers: list, validate, show.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Quality metrics: list.", no_args_is_help=True)
@@ -69,7 +70,8 @@ def _fmt(value: float, digits: int = 4) -> str:
 def _print_summary(results) -> None:
     """Print the overall rows of a results table (one line per metric)."""
     overall = results[results["group"] == "all"]
-    head = f"{'metric':<28}{'n':>7}{'SRCC':>9}{'PLCC':>9}{'KRCC':>9}{'main':>9}  SRCC 95% CI"
+    w = max([28, *(len(str(m)) + 2 for m in overall["metric"])])
+    head = f"{'metric':<{w}}{'n':>7}{'SRCC':>9}{'PLCC':>9}{'KRCC':>9}{'main':>9}  SRCC 95% CI"
     typer.echo(head)
     typer.echo("-" * len(head) + "-" * 8)
     for _, row in overall.iterrows():
@@ -77,7 +79,7 @@ def _print_summary(results) -> None:
         if "srcc_ci_low" in row and not math.isnan(row.get("srcc_ci_low", math.nan)):
             ci = f"[{row['srcc_ci_low']:.3f}, {row['srcc_ci_high']:.3f}]"
         typer.echo(
-            f"{row['metric']:<28}{int(row['n']):>7}{_fmt(row['srcc']):>9}{_fmt(row['plcc']):>9}"
+            f"{row['metric']:<{w}}{int(row['n']):>7}{_fmt(row['srcc']):>9}{_fmt(row['plcc']):>9}"
             f"{_fmt(row['krcc']):>9}{_fmt(row['main']):>9}  {ci}"
         )
 
@@ -116,6 +118,9 @@ def bench(
     batch_size: BatchOpt = 8,
     backend: BackendOpt = "local",
     address: AddressOpt = None,
+    split: Annotated[
+        str | None, typer.Option(help="Only this split (e.g. test, held out from training)")
+    ] = None,
 ) -> None:
     """Score every image of a database with every metric, evaluate, write results and report."""
     from aigiqa.benchmark.runner import run_benchmark
@@ -123,6 +128,10 @@ def bench(
     from aigiqa.metrics.registry import metrics_from_list
 
     db = load_database(database, root, check_images=check_images)
+    if split is not None:
+        if split not in db.splits:
+            raise AigiqaError(f"--split {split!r}: {db.name} has splits {', '.join(db.splits)}")
+        db = db.subset(split=split)
     chosen = metrics_from_list(metrics)
     result = run_benchmark(
         db, chosen, store=store, out=out, workers=workers, progress=progress,
