@@ -26,6 +26,12 @@ _BUILTIN_MODULES = (
     "aigiqa.metrics.learned.stairiqa",
     "aigiqa.metrics.learned.maniqa",
     "aigiqa.metrics.learned.musiq",
+    "aigiqa.metrics.clipiqa",
+    "aigiqa.metrics.alignment.clipscore",
+    "aigiqa.metrics.alignment.pickscore",
+    "aigiqa.metrics.alignment.hpsv2",
+    "aigiqa.metrics.alignment.imagereward",
+    "aigiqa.metrics.alignment.blipscore",
 )
 _loaded = False
 

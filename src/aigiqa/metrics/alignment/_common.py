@@ -1,0 +1,205 @@
+"""Shared pieces of the vision-language metrics: weight lookup, batching, state-dict loading.
+
+Weights are looked up without any network access, in order: the metric's ``checkpoint`` option,
+``$AIGIQA_HOME/assets/<name>`` and the aigiqa cache (``aigiqa.assets``), then the Hugging Face hub
+cache (``$HF_HOME``/``$HF_HUB_CACHE``, as filled by ``huggingface_hub`` or open_clip) and the
+OpenAI CLIP cache ``~/.cache/clip``. A missing file raises AssetError at metric creation.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aigiqa import assets
+from aigiqa.errors import AssetError, MetricError
+from aigiqa.metrics.base import Metric
+
+
+@dataclass(frozen=True, slots=True)
+class HubFile:
+    """Where a weight file lives on the Hugging Face hub (for the cache lookup and the message)."""
+
+    repo: str
+    filename: str
+    repo_type: str = "model"
+
+    @property
+    def url(self) -> str:
+        prefix = "spaces/" if self.repo_type == "space" else ""
+        return f"https://huggingface.co/{prefix}{self.repo}/resolve/main/{self.filename}"
+
+
+def hub_cached(hub: HubFile) -> Path | None:
+    """Path of ``hub`` in the local Hugging Face cache, or None; never touches the network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers/open_clip
+        return None
+    found = try_to_load_from_cache(hub.repo, hub.filename, repo_type=hub.repo_type)
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def resolve_weights(
+    metric: str,
+    checkpoint: str,
+    asset_name: str,
+    hub: Sequence[HubFile] = (),
+    extra: Sequence[Path] = (),
+) -> Path:
+    """The weight file (or folder) of a metric: explicit option → aigiqa assets → hub cache.
+
+    ``checkpoint`` is the metric's option ('' if unset); ``asset_name`` its entry in
+    ``aigiqa.assets.MODEL_FILES``; ``hub`` the hub files that hold the same weights; ``extra``
+    other local candidates (e.g. the OpenAI CLIP cache). Raises AssetError naming the file, its
+    sha256 and where to get it.
+    """
+    if checkpoint:
+        explicit = Path(checkpoint).expanduser()
+        if not explicit.exists():
+            raise AssetError(f"metric {metric!r}: checkpoint {explicit} does not exist")
+        return explicit
+    info = assets.asset_info(asset_name)
+    tried: list[str] = []
+    for folder in assets.search_dirs():
+        tried.append(f"looked at {folder / info.name}")
+        if (folder / info.name).is_file():  # checked against its sha256 (AssetError if it fails)
+            return assets.asset_path(asset_name)
+    for candidate in extra:
+        tried.append(f"looked at {candidate}")
+        if candidate.is_file():
+            return candidate
+    for item in hub:
+        tried.append(f"looked in the Hugging Face cache for {item.repo}/{item.filename}")
+        found = hub_cached(item)
+        if found is not None:
+            return found
+    sources = "; ".join([info.url, *(h.url for h in hub if h.url != info.url)])
+    offline = " (HF_HUB_OFFLINE=1: nothing is downloaded)" if _offline() else ""
+    raise AssetError(
+        f"metric {metric!r}: file {info.filename} not found{offline}; "
+        f"sha256 {info.sha256 or 'not recorded'}; get it from {sources} and pass "
+        f"checkpoint=PATH, or put it at $AIGIQA_HOME/assets/{info.name}, or run "
+        f"`aigiqa assets download {info.name}`",
+        tried,
+    )
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """Tensors of a checkpoint: safetensors, a torch pickle (``state_dict`` unwrapped, ``module.``
+    stripped) or an OpenAI TorchScript archive (its three int buffers dropped)."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path)))
+    try:
+        with warnings.catch_warnings():  # a TorchScript archive: torch.load says it dispatches
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first:  # noqa: BLE001 - TorchScript archives do not unpickle: try that
+        try:
+            with warnings.catch_warnings():  # "torch.jit.load is deprecated": still the format
+                warnings.simplefilter("ignore", FutureWarning)
+                obj = torch.jit.load(str(path), map_location="cpu").state_dict()
+        except Exception:  # noqa: BLE001
+            raise AssetError(
+                f"{path}: not a readable PyTorch checkpoint (weights-only load: "
+                f"{str(first)[:300]}); aigiqa does not unpickle arbitrary objects"
+            ) from first
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise AssetError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    state = dict(obj)
+    for key in ("input_resolution", "context_length", "vocab_size"):
+        state.pop(key, None)
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_strict(
+    module: Any, state: dict[str, Any], path: Path, metric: str, assign: bool = False
+) -> None:
+    """``module.load_state_dict(state, strict=True)``, with an AssetError naming the checkpoint."""
+    try:
+        module.load_state_dict(state, strict=True, assign=assign)
+    except RuntimeError as exc:
+        raise AssetError(
+            f"metric {metric!r}: checkpoint {path} does not fit the model ({str(exc)[:800]})"
+        ) from exc
+
+
+def chunks(n: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of ``range(n)`` of at most ``size`` items."""
+    for start in range(0, n, max(1, size)):
+        yield slice(start, min(n, start + size))
+
+
+def to_pil(image: np.ndarray, metric: str, index: int) -> Any:
+    """An RGB PIL image from an (H, W, 3) uint8 array; MetricError naming the index otherwise."""
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise MetricError(
+            f"metric {metric!r}: image {index} must be RGB uint8 (H, W, 3), got "
+            f"{arr.dtype} {arr.shape}"
+        )
+    return Image.fromarray(arr, "RGB")
+
+
+class TorchMetric(Metric):
+    """A metric backed by a torch model that is built on first use; ``score`` works in chunks.
+
+    Subclasses implement ``_build() -> None`` (load the model; called once) and
+    ``_score_chunk(images, prompts) -> np.ndarray`` on at most ``batch_size`` items.
+    """
+
+    kind: ClassVar[str] = "alignment"
+    needs_prompt: ClassVar[bool] = True
+    _built: bool = False
+
+    def score(
+        self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Score (image, prompt) pairs; returns float64 (len(images),)."""
+        self.check_batch(images, prompts)
+        if not self._built:
+            self._build()
+            self._built = True
+        import torch
+
+        out = np.empty(len(images), dtype=np.float64)
+        with torch.inference_mode():
+            for part in chunks(len(images), int(self.options.get("batch_size", 16))):
+                pils = [to_pil(images[i], self.name, i) for i in range(part.start, part.stop)]
+                texts = None if prompts is None else list(prompts[part])
+                out[part] = np.asarray(self._score_chunk(pils, texts), dtype=np.float64)
+        return out
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
+        raise NotImplementedError
+
+
+def open_clip_transform(image_size: int) -> Callable[[Any], Any]:
+    """OpenAI CLIP's test preprocessing (as open_clip builds it): shortest side to ``image_size``
+    (bicubic, PIL), centre crop, RGB, [0, 1], normalise with the OpenAI mean/std."""
+    import open_clip
+
+    return open_clip.image_transform(image_size, is_train=False)
