@@ -43,12 +43,8 @@ class Toy(LearnedMetric):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy 2-core machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here runs torch on one thread."""
 
 
 def _images(n: int = 5, seed: int = 0) -> list[np.ndarray]:

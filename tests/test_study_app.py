@@ -7,7 +7,6 @@ import io
 import os
 import re
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,25 +24,6 @@ from aigiqa.store.study_models import Rating
 from aigiqa.study import create_study
 from aigiqa.study.app import create_app
 from aigiqa.study.server import free_port, start_server
-
-
-def _conftest_defines(name: str) -> bool:
-    """Whether a loaded conftest module defines a fixture function of this name."""
-    return any(hasattr(mod, name) for key, mod in list(sys.modules.items())
-               if key.rsplit(".", 1)[-1] == "conftest")
-
-
-if _conftest_defines("db_url"):
-    @pytest.fixture
-    def study_db_url(db_url):
-        """The store URL of the backend under test (from conftest's ``db_url``)."""
-        return db_url
-else:
-    @pytest.fixture
-    def study_db_url(tmp_path):
-        """A fresh SQLite file."""
-        return str(tmp_path / "study.db")
-
 
 EVIL_PROMPT = 'a cat </script><script>alert("x")</script> & <b>dog</b>'
 

@@ -1,13 +1,10 @@
 """StudyStore: normalised image tables, hashed tokens, ordered idempotent ratings, exports.
 
-Runs on SQLite; when tests/conftest.py provides a ``db_url`` fixture (e.g. parametrised over
-SQLite and a throwaway PostgreSQL), ``study_db_url`` takes its URL from it, so every test here
-runs on each backend.
+Every test here runs on SQLite and on a throwaway PostgreSQL (``db_url`` in tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 
@@ -35,24 +32,6 @@ from aigiqa.store.study_models import (
     StudySession,
     Subject,
 )
-
-
-def _conftest_defines(name: str) -> bool:
-    """Whether a loaded conftest module defines a fixture function of this name."""
-    return any(hasattr(mod, name) for key, mod in list(sys.modules.items())
-               if key.rsplit(".", 1)[-1] == "conftest")
-
-
-if _conftest_defines("db_url"):
-    @pytest.fixture
-    def study_db_url(db_url):
-        """The store URL of the backend under test (from conftest's ``db_url``)."""
-        return db_url
-else:
-    @pytest.fixture
-    def study_db_url(tmp_path):
-        """A fresh SQLite file."""
-        return str(tmp_path / "study.db")
 
 
 def tiny_database(root: Path, n: int = 8, *, with_mos: bool = True) -> Database:
