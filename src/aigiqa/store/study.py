@@ -24,6 +24,8 @@ import json
 import math
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, event, func, insert, or_, select, update
 
 from aigiqa.errors import AigiqaError
 from aigiqa.store.engine import make_engine
@@ -53,6 +55,10 @@ from aigiqa.store.study_models import (
 from aigiqa.store.study_models import Study as StudyRow
 
 CHUNK = 500
+#: Subjects (token → ids, study settings, trial totals, session bounds) kept per process.
+SUBJECT_CACHE_SIZE = 4096
+#: Trials (subject id, trial id → image path, prompt …) kept per process for image requests.
+TRIAL_CACHE_SIZE = 16384
 _RATING = Rating.__table__
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _SUBMISSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -155,6 +161,38 @@ class StoredRating:
 
 
 @dataclass(frozen=True, slots=True)
+class _SubjectPlan:
+    """A subject's fixed plan: trials, sessions, session number → (first, last) position."""
+
+    total: int
+    sessions: int
+    bounds: dict[int, tuple[int, int]]
+
+
+class _Lru:
+    """A small thread-safe LRU map (entries never go stale: what it holds is immutable)."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedTrial:
     """One planned trial: image name, kind (training|rating|repeat), session, anchor note."""
 
@@ -195,6 +233,9 @@ class StudyStore:
     def __init__(self, url_or_path: str | Path | None = None, *, engine: Engine | None = None):
         self._owns_engine = engine is None
         self._studies: dict[int, StudyInfo] = {}
+        self._by_token = _Lru(SUBJECT_CACHE_SIZE)  # token digest → SubjectRef
+        self._plans = _Lru(SUBJECT_CACHE_SIZE)  # subject id → _SubjectPlan
+        self._trials = _Lru(TRIAL_CACHE_SIZE)  # (subject id, trial id) → TrialView
         self.engine = engine if engine is not None else make_engine(url_or_path)
         if self.engine.dialect.name == "sqlite" and self._owns_engine:
             event.listen(self.engine, "connect", _sqlite_autocommit_driver)
@@ -384,14 +425,19 @@ class StudyStore:
         if not _TOKEN_RE.match(token or ""):
             return None
         digest = hash_token(token)
+        cached = self._by_token.get(digest)  # tokens never change: found once, kept
+        if cached is not None:
+            return cached
         with self.engine.connect() as conn:
             row = conn.execute(select(Subject.id, Subject.label, Subject.study_id,
                                       Subject.token_hash).where(
                 Subject.token_hash == digest)).first()
             if row is None or not hmac.compare_digest(row.token_hash, digest):
                 return None
-            return SubjectRef(id=row.id, label=row.label,
-                              study=self._study_info(conn, row.study_id))
+            ref = SubjectRef(id=row.id, label=row.label,
+                             study=self._study_info(conn, row.study_id))
+        self._by_token.put(digest, ref)
+        return ref
 
     # A subject's trials -----------------------------------------------------------------------
     def _trial_query(self):
@@ -410,26 +456,54 @@ class StudyStore:
         with self.engine.connect() as conn:
             return self._state(conn, subject_id)
 
+    def _plan(self, conn: Connection, subject_id: int) -> _SubjectPlan:
+        """The subject's trial count and session bounds (fixed once planned: cached)."""
+        plan = self._plans.get(subject_id)
+        if plan is None:
+            total, sessions = conn.execute(select(func.count(), func.max(Trial.session)).where(
+                Trial.subject_id == subject_id)).one()
+            bounds = {n: (a, b) for n, a, b in conn.execute(select(
+                StudySession.number, StudySession.first_position, StudySession.last_position)
+                .where(StudySession.subject_id == subject_id))}
+            plan = _SubjectPlan(total=int(total), sessions=int(sessions or 0), bounds=bounds)
+            if plan.total:  # a subject id seen committed has its whole plan
+                self._plans.put(subject_id, plan)
+        return plan
+
+    @staticmethod
+    def _done_query(subject_id: int):
+        return select(func.count()).select_from(Rating).where(
+            Rating.subject_id == subject_id).scalar_subquery()
+
     def _state(self, conn: Connection, subject_id: int) -> SubjectState:
-        done = conn.execute(select(func.count()).select_from(Rating).where(
-            Rating.subject_id == subject_id)).scalar_one()
-        total, sessions = conn.execute(select(func.count(), func.max(Trial.session)).where(
-            Trial.subject_id == subject_id)).one()
-        row = conn.execute(self._trial_query().add_columns(StudySession.first_position)
-                           .outerjoin(StudySession, (StudySession.subject_id == subject_id)
-                                      & (StudySession.number == Trial.session))
-                           .where(Trial.subject_id == subject_id, Trial.position == done)).first()
-        trial = None if row is None else self._view(row)
-        start = row is not None and row.first_position == row.position
-        return SubjectState(done=int(done), total=int(total), sessions=int(sessions or 0),
+        """One query: the trial at position = count(the subject's ratings), if any."""
+        plan = self._plan(conn, subject_id)
+        row = conn.execute(self._trial_query().where(
+            Trial.subject_id == subject_id,
+            Trial.position == self._done_query(subject_id))).first()
+        if row is None:  # all rated (positions run 0 … total-1)
+            done = conn.execute(select(self._done_query(subject_id))).scalar_one()
+            trial, start = None, False
+        else:
+            done, trial = row.position, self._view(row)
+            first, _ = plan.bounds.get(row.session, (None, None))
+            start = first == row.position
+        return SubjectState(done=int(done), total=plan.total, sessions=plan.sessions,
                             trial=trial, session_start=start)
 
     def trial(self, subject_id: int, trial_id: int) -> TrialView | None:
         """The subject's trial with this id, or None if it is not theirs."""
+        cached = self._trials.get((subject_id, trial_id))  # trials never change once planned
+        if cached is not None:
+            return cached
         with self.engine.connect() as conn:
             row = conn.execute(self._trial_query().where(
                 Trial.id == trial_id, Trial.subject_id == subject_id)).first()
-        return None if row is None else self._view(row)
+        if row is None:
+            return None
+        view = self._view(row)
+        self._trials.put((subject_id, trial_id), view)
+        return view
 
     @staticmethod
     def check_value(study: StudyInfo, value: Any) -> float:
@@ -456,53 +530,71 @@ class StudyStore:
         RatingValueError (bad score or submission id), TrialNotFound (not this subject's trial),
         TrialConflict (not the current trial, or the submission id was used for another trial).
         """
+        stored, replayed, _ = self.submit_and_state(subject, trial_id, value, submission_id)
+        return stored, replayed
+
+    def submit_and_state(self, subject: SubjectRef, trial_id: int, value: Any,
+                         submission_id: str) -> tuple[StoredRating, bool, SubjectState]:
+        """:meth:`submit_rating`, plus the subject's state read in the same transaction
+        (returned only after COMMIT)."""
         v = self.check_value(subject.study, value)
         if not isinstance(submission_id, str) or not _SUBMISSION_RE.match(submission_id):
             raise RatingValueError("submission_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
         with self._write() as conn:
-            trial = conn.execute(select(Trial.id, Trial.position, Trial.kind, Trial.session,
-                                        Trial.image_id).where(
+            trial = conn.execute(select(
+                Trial.id, Trial.position, Trial.kind, Trial.session, Trial.image_id,
+                self._done_query(subject.id).label("done")).where(
                 Trial.id == trial_id, Trial.subject_id == subject.id)).first()
             if trial is None:
                 raise TrialNotFound(f"no trial {trial_id} for this subject")
-            same_id = conn.execute(select(_RATING).where(
-                Rating.subject_id == subject.id, Rating.submission_id == submission_id
-            )).first()
-            if same_id is not None:
-                if same_id.trial_id != trial_id:
-                    raise TrialConflict(f"submission id {submission_id!r} was already used "
-                                        f"for trial {same_id.trial_id}")
-                return self._stored(same_id), True
-            done = conn.execute(select(func.count()).select_from(Rating).where(
-                Rating.subject_id == subject.id)).scalar_one()
-            if trial.position < done:  # rated already (trials are rated in order): a replay
-                stored = conn.execute(select(_RATING).where(Rating.trial_id == trial_id)).one()
-                return self._stored(stored), True
-            if trial.position > done:
-                raise TrialConflict(f"trial {trial_id} is not the current trial (position "
-                                    f"{trial.position}, current {done})")
-            now = datetime.now(UTC)
-            row = {"trial_id": trial_id, "subject_id": subject.id, "image_id": trial.image_id,
-                   "value": v, "kind": trial.kind, "session": trial.session,
-                   "submission_id": submission_id, "created_at": now}
-            inserted = _insert_ignore(conn, Rating, row)
-            # Not inserted: a concurrent submission for this trial committed first; its rating
-            # stands and is returned.
-            stored = conn.execute(select(_RATING).where(Rating.trial_id == trial_id)).one()
-            replayed = not inserted
-            if inserted:
+            inserted = None
+            if trial.position == trial.done:
+                now = datetime.now(UTC)
+                inserted = _insert_ignore(conn, Rating, {
+                    "trial_id": trial_id, "subject_id": subject.id, "image_id": trial.image_id,
+                    "value": v, "kind": trial.kind, "session": trial.session,
+                    "submission_id": submission_id, "created_at": now})
+            if inserted is not None:
                 self._touch_session(conn, subject.id, trial.session, trial.position, now)
-            result = self._stored(stored)
-        return result, replayed
+                result, replayed = self._stored(inserted), False
+            else:
+                # Not the current trial, or the insert hit a unique constraint (a replay, a
+                # concurrent submission that committed first, or a reused submission id).
+                result, replayed = self._existing(conn, subject.id, trial, submission_id), True
+            state = self._state(conn, subject.id)
+        return result, replayed, state
 
-    @staticmethod
-    def _touch_session(conn: Connection, subject_id: int, number: int, position: int,
+    def _existing(self, conn: Connection, subject_id: int, trial, submission_id: str
+                  ) -> StoredRating:
+        """The stored rating a non-inserting submission answers with; TrialConflict if none."""
+        rows = conn.execute(select(_RATING).where(
+            Rating.subject_id == subject_id,
+            or_(Rating.submission_id == submission_id, Rating.trial_id == trial.id))).all()
+        same_id = next((r for r in rows if r.submission_id == submission_id), None)
+        if same_id is not None:
+            if same_id.trial_id != trial.id:
+                raise TrialConflict(f"submission id {submission_id!r} was already used "
+                                    f"for trial {same_id.trial_id}")
+            return self._stored(same_id)
+        rated = next((r for r in rows if r.trial_id == trial.id), None)
+        if rated is not None:  # rated already (trials are rated in order): a replay
+            return self._stored(rated)
+        raise TrialConflict(f"trial {trial.id} is not the current trial (position "
+                            f"{trial.position}, current {trial.done})")
+
+    def _touch_session(self, conn: Connection, subject_id: int, number: int, position: int,
                        now: datetime) -> None:
+        """Mark the session started (its first trial) or finished (its last); else nothing."""
+        first, last = self._plan(conn, subject_id).bounds.get(number, (None, None))
+        if position not in (first, last):
+            return
         where = (StudySession.subject_id == subject_id, StudySession.number == number)
-        conn.execute(update(StudySession).where(*where, StudySession.started_at.is_(None))
-                     .values(started_at=now))
-        conn.execute(update(StudySession).where(*where, StudySession.last_position == position)
-                     .values(finished_at=now))
+        values = {}
+        if position == first:
+            values["started_at"] = func.coalesce(StudySession.started_at, now)
+        if position == last:
+            values["finished_at"] = now
+        conn.execute(update(StudySession).where(*where).values(**values))
 
     @staticmethod
     def _stored(r) -> StoredRating:
@@ -583,9 +675,9 @@ class StudyStore:
             return int(conn.execute(query).scalar_one())
 
 
-def _insert_ignore(conn: Connection, model, row: dict) -> bool:
+def _insert_ignore(conn: Connection, model, row: dict):
     """INSERT … ON CONFLICT DO NOTHING (any unique constraint) on SQLite and PostgreSQL;
-    True if the row was inserted."""
+    the inserted row (all columns), or None if nothing was inserted."""
     name = conn.dialect.name
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -594,4 +686,4 @@ def _insert_ignore(conn: Connection, model, row: dict) -> bool:
     else:
         raise StudyError(f"the study store supports SQLite and PostgreSQL, not {name}")
     stmt = dialect_insert(model).values(**row).on_conflict_do_nothing()
-    return conn.execute(stmt.returning(model.__table__.c.id)).first() is not None
+    return conn.execute(stmt.returning(*model.__table__.c)).first()

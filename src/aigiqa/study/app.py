@@ -115,13 +115,7 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None) 
     app.state.store = store
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):
-        response = await call_next(request)
-        for key, value in NO_STORE.items():
-            response.headers.setdefault(key, value)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        return response
+    app.add_middleware(_SecurityHeaders)
 
     def subject_or_404(token: str) -> SubjectRef:
         subject = store.subject_by_token(token)
@@ -153,9 +147,9 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None) 
         })
 
     @app.get("/api/s/{token}/state")
-    def subject_state(token: str) -> dict[str, Any]:
+    def subject_state(token: str) -> JSONResponse:
         subject = subject_or_404(token)
-        return _state_json(token, store.state(subject.id))
+        return JSONResponse(_state_json(token, store.state(subject.id)))
 
     @app.get("/s/{token}/image/{trial_id}")
     def trial_image(token: str, trial_id: int):
@@ -174,8 +168,8 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None) 
         subject = subject_or_404(token)
         _check_csrf(request, csrf_token(subject.study, subject.id))
         try:
-            stored, _ = store.submit_rating(subject, body.trial_id, body.value,
-                                            body.submission_id)
+            stored, _, state = store.submit_and_state(subject, body.trial_id, body.value,
+                                                      body.submission_id)
         except TrialNotFound as exc:
             raise HTTPException(404, exc.message) from None
         except RatingValueError as exc:
@@ -183,7 +177,7 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None) 
         except TrialConflict as exc:
             raise HTTPException(409, exc.message) from None
         # Committed: the answer is sent only now.
-        return {"rating": stored.as_dict(), "state": _state_json(token, store.state(subject.id))}
+        return JSONResponse({"rating": stored.as_dict(), "state": _state_json(token, state)})
 
     @app.get("/admin/{admin}", response_class=HTMLResponse)
     def admin_page(request: Request, admin: str):
@@ -239,6 +233,32 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None) 
                             status_code=404)
 
     return app
+
+
+class _SecurityHeaders:
+    """Pure ASGI middleware: NO_STORE headers and the CSP on every HTTP response, unless the
+    route set them (cheaper per request than ``@app.middleware("http")``)."""
+
+    _DEFAULTS = [(k.lower().encode(), v.encode()) for k, v in
+                 [*NO_STORE.items(), ("Content-Security-Policy", CSP)]]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self._DEFAULTS if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 DB_ENV = "AIGIQA_STUDY_DB"
