@@ -229,6 +229,25 @@ def test_non_finite_score_is_a_failure(tmp_path):
     assert "nan" in result.failures[0]["error"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_missing_asset_ends_the_run_and_is_not_cached_as_image_failures(
+    tmp_path, monkeypatch, workers
+):
+    paths = [tmp_path / f"n{i}.png" for i in range(20)]
+    rng = np.random.default_rng(0)
+    for p in paths:
+        Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(p)
+    monkeypatch.setenv("AIGIQA_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "empty-user"))
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(AigiqaError, match=r"niqe/modelparameters\.mat.*not found"):
+        score_images(paths, ["niqe"], store=store, progress=False, workers=workers,
+                     batch_size=4)
+    with ScoreStore(store) as db:
+        assert db.count(failed=True) == 0
+
+
 def test_prompt_aware_metric_needs_prompts(tmp_path):
     paths = make_images(tmp_path / "imgs", 4)
     with pytest.raises(MetricError, match="needs a prompt") as err:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from aigiqa.errors import AigiqaError, MetricError
+from aigiqa.errors import AigiqaError, AssetError, MetricError
 from aigiqa.images import load_image
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import metric_from_spec
@@ -83,7 +83,10 @@ def describe(exc: BaseException) -> str:
 def _score_metric(
     metric: Metric, index: int, images: list[np.ndarray], prompts: list, hashes: list[str]
 ) -> list[Result]:
-    """Score one metric on decoded images; if the batch raises, score them one by one."""
+    """Score one metric on decoded images; if the batch raises, score them one by one.
+
+    A missing parameter/weight file (AssetError) is the machine's problem, not the images': it
+    ends the run instead of being stored as a failure of every image."""
     try:
         values = np.asarray(
             metric.score(images, prompts if metric.needs_prompt else None), dtype=np.float64
@@ -92,6 +95,8 @@ def _score_metric(
             raise MetricError(
                 f"metric {metric.spec!r} returned {len(values)} scores for {len(images)} images"
             )
+    except AssetError:
+        raise
     except Exception as exc:
         if len(images) == 1:
             return [(index, hashes[0], None, describe(exc))]
