@@ -244,3 +244,19 @@ def test_cluster_folder_is_reachable_by_the_server_user(tmp_path, monkeypatch):
         assert _temp_base(server_user) == str(shared_tmp)
     finally:
         shared_tmp.rmdir()
+
+
+def test_server_settings_stay_durable_and_checkpoint_runs(postgres_cluster):
+    from aigiqa.store.pgtemp import SERVER_SETTINGS
+
+    pg = TempPostgres.start(dbname="tuned", settings=SERVER_SETTINGS)
+    try:
+        engine = create_engine(pg.url)
+        with engine.connect() as conn:
+            for name in ("fsync", "synchronous_commit", "full_page_writes"):
+                assert conn.execute(text(f"show {name}")).scalar_one() == "on"
+            assert conn.execute(text("show max_wal_size")).scalar_one() == "4GB"
+        engine.dispose()
+        pg.checkpoint()
+    finally:
+        pg.stop()

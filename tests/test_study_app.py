@@ -331,3 +331,46 @@ def test_two_workers_share_the_store(tmp_path):
     assert len(frame) == 18
     assert frame.groupby("subject")["score"].apply(list).tolist() == [
         [1.0, 1.5, 2.0, 2.5, 3.0, 3.5]] * 3
+
+
+def test_images_are_the_files_with_or_without_cached_lookups(tmp_path, study):
+    url, st = study
+    token = st.subjects[0].token
+    with TestClient(create_app(url)) as c:
+        trial = c.get(f"/api/s/{token}/state").json()["trial"]
+        cached = c.get(trial["image_url"])  # subject and trial known from the state: no thread
+    with TestClient(create_app(url)) as fresh:  # nothing cached: looked up in a thread
+        first = fresh.get(trial["image_url"])
+    with StudyStore(url) as store:
+        subject = store.subject_by_token(token)
+        file = Path(subject.study.database_root) / store.trial(subject.id, trial["id"]).image_path
+    for r in (cached, first):
+        assert r.status_code == 200 and r.content == file.read_bytes()
+        assert r.headers["content-type"] == "image/png"
+        assert r.headers["cache-control"] == "private, max-age=3600"
+        assert "content-security-policy" in r.headers
+    file.unlink()
+    with TestClient(create_app(url)) as fresh:
+        fresh.get(f"/api/s/{token}/state")
+        assert fresh.get(trial["image_url"]).status_code == 404  # file missing
+
+
+def test_server_timing_log_has_every_request(tmp_path, study, monkeypatch):
+    from aigiqa.study.app import TIMING_ENV
+
+    url, st = study
+    monkeypatch.setenv(TIMING_ENV, str(tmp_path / "timing"))
+    token = st.subjects[0].token
+    with TestClient(create_app(url)) as c:
+        rate(c, token, [1.0, 2.5])
+        c.get(c.get(f"/api/s/{token}/state").json()["trial"]["image_url"])
+        c.get("/healthz")
+    (log,) = (tmp_path / "timing").glob("timing-*.tsv")
+    rows = [line.split("\t") for line in log.read_text().splitlines()]
+    assert all(len(r) == 5 for r in rows)
+    kinds = [r[0] for r in rows if r[0] != "lag" and not r[0].startswith("gc")]
+    assert kinds == ["page", "state", "post", "state", "post", "state", "image", "other"]
+    assert {r[0] for r in rows} <= {*kinds, "lag", "gc0", "gc1", "gc2"}
+    posts = [r for r in rows if r[0] == "post"]
+    assert all(r[1] == "200" and float(r[3]) >= float(r[4]) > 0 for r in posts)
+    assert all(r[4] == "" for r in rows if r[0] != "post")

@@ -211,3 +211,41 @@ def test_save_mos_replaces_rows(store, tmp_path):
         from aigiqa.store.study_models import StudyMos
         rows = conn.execute(select(StudyMos.mos, StudyMos.std)).all()
     assert [(r.mos, r.std) for r in rows] == [(1.0, 0.5)]
+
+
+def test_pool_keeps_its_connections_and_warms_up(store):
+    from sqlalchemy.pool import QueuePool
+
+    from aigiqa.store.study import POOL_OVERFLOW, POOL_SIZE
+
+    pool = store.engine.pool
+    if not isinstance(pool, QueuePool):
+        pytest.skip("in-memory SQLite: one shared connection")
+    assert pool.size() == POOL_SIZE and pool._max_overflow == POOL_OVERFLOW
+    store.warm_up(3)
+    assert pool.checkedin() >= 3 and pool.checkedout() == 0
+
+
+def test_cached_trial_needs_a_known_subject_and_their_trial(store, tmp_path):
+    _, _, tokens = _plan(store, tiny_database(tmp_path / "db"))
+    assert store.cached_trial(tokens["S1"], 1) is None  # nothing looked up yet
+    s1, s2 = store.subject_by_token(tokens["S1"]), store.subject_by_token(tokens["S2"])
+    trial = store.state(s1.id).trial
+    assert store.cached_trial(tokens["S1"], trial.id) == (s1, trial)
+    assert store.cached_trial(tokens["S2"], trial.id) is None  # not S2's trial
+    assert s2 is not None and store.cached_trial("bad token", trial.id) is None
+
+
+def test_sqlite_file_detection_and_write_lock(tmp_path):
+    from aigiqa.store.study import _pool_args, _sqlite_file
+
+    db = tmp_path / "s.db"
+    assert _sqlite_file(db) == db and _sqlite_file(f"sqlite:///{db}") == db
+    for memory in (None, "", ":memory:", "sqlite://", "sqlite:///:memory:",
+                   "postgresql+psycopg://u:p@127.0.0.1:5/x"):
+        assert _sqlite_file(memory) is None
+    assert _pool_args(":memory:", 8) == {} and _pool_args("sqlite://", 8) == {}
+    assert _pool_args(db, 8)["pool_size"] == 8
+    with StudyStore(db) as s:
+        _plan(s, tiny_database(tmp_path / "db"))
+    assert (tmp_path / "s.db.writelock").is_file()

@@ -9,7 +9,13 @@ PostgreSQL. Rules the web app relies on:
   same trial) inserts nothing and returns the stored rating, so the answer equals the first one;
 - :meth:`StudyStore.submit_rating` returns only after its transaction has committed;
 - on SQLite every write transaction is ``BEGIN IMMEDIATE`` (takes the write lock first and waits
-  for it), so concurrent raters queue instead of failing on a stale read snapshot.
+  for it), so concurrent raters queue instead of failing on a stale read snapshot; on a SQLite
+  file the store's writers (all threads and processes) first queue on an exclusive ``flock`` of
+  ``<file>.writelock``, woken as soon as it is free, instead of SQLite's busy handler, which
+  polls with sleeps of up to 100 ms (a latency tail with several server processes).
+
+Connections: a pool of ``pool_size`` connections kept open (no overflow connections opened and
+closed under load: on PostgreSQL each costs a SCRAM authentication).
 
 Tokens are stored as sha256 hex digests only; lookups go through the unique index on the digest
 and the match is confirmed with ``hmac.compare_digest`` (a timing difference could only reveal
@@ -22,6 +28,7 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import re
 import secrets
 import threading
@@ -34,7 +41,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, event, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    event,
+    func,
+    insert,
+    literal,
+    make_url,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import ArgumentError
 
 from aigiqa.errors import AigiqaError
 from aigiqa.store.engine import make_engine
@@ -55,10 +74,14 @@ from aigiqa.store.study_models import (
 from aigiqa.store.study_models import Study as StudyRow
 
 CHUNK = 500
-#: Subjects (token → ids, study settings, trial totals, session bounds) kept per process.
+#: Pooled connections kept per StudyStore (and process) by default.
+POOL_SIZE = 16
+#: Extra connections allowed beyond the pool (opened and closed on demand) as a safety valve.
+POOL_OVERFLOW = 4
+#: Subjects (token → ids, study settings) kept per process.
 SUBJECT_CACHE_SIZE = 4096
-#: Trials (subject id, trial id → image path, prompt …) kept per process for image requests.
-TRIAL_CACHE_SIZE = 16384
+#: Subjects' plans (their trials: image path, prompt …; session bounds) kept per process.
+PLAN_CACHE_SIZE = 1024
 _RATING = Rating.__table__
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _SUBMISSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -162,11 +185,25 @@ class StoredRating:
 
 @dataclass(frozen=True, slots=True)
 class _SubjectPlan:
-    """A subject's fixed plan: trials, sessions, session number → (first, last) position."""
+    """A subject's fixed plan: its trials by position (views and image ids), trial id →
+    position, number of sessions, session number → (first, last) position."""
 
-    total: int
+    trials: tuple[TrialView, ...]
+    image_ids: tuple[int, ...]
+    positions: dict[int, int]
     sessions: int
     bounds: dict[int, tuple[int, int]]
+
+    @property
+    def total(self) -> int:
+        return len(self.trials)
+
+    def state(self, done: int) -> SubjectState:
+        """The state after ``done`` ratings (the trial at position ``done``, if any)."""
+        trial = self.trials[done] if done < len(self.trials) else None
+        start = trial is not None and self.bounds.get(trial.session, (None,))[0] == done
+        return SubjectState(done=done, total=len(self.trials), sessions=self.sessions,
+                            trial=trial, session_start=start)
 
 
 class _Lru:
@@ -215,6 +252,71 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
+def _sqlite_file(url_or_path: str | Path | None) -> Path | None:
+    """The SQLite database file of a store path or URL; None for memory or a server URL."""
+    text = "" if url_or_path is None else str(url_or_path)
+    if text in ("", ":memory:"):
+        return None
+    if "://" not in text:
+        return Path(text).expanduser().absolute()
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or (
+            url.database.startswith("file:")):
+        return None
+    return Path(url.database).expanduser().absolute()
+
+
+def _pool_args(url_or_path: str | Path | None, pool_size: int) -> dict[str, int]:
+    """Pool size for a file or server database (a memory database has one shared connection)."""
+    text = "" if url_or_path is None else str(url_or_path)
+    if text in ("", ":memory:"):
+        return {}
+    if "://" in text and _sqlite_file(text) is None:
+        try:
+            if make_url(text).get_backend_name() == "sqlite":
+                return {}  # sqlite:// in memory
+        except ArgumentError:
+            return {}  # make_engine reports it
+    return {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
+
+
+class _FileWriteLock:
+    """Exclusive lock of a SQLite file's writers: a thread lock, then ``flock`` of a lock file
+    beside the database (other processes). Released by the kernel if a process dies."""
+
+    def __init__(self, db_file: Path):
+        self.path = db_file.with_name(db_file.name + ".writelock")
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): this process's threads only
+            fcntl = None
+        with self._thread_lock:
+            if fcntl is None:
+                yield
+                return
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
 def _sqlite_autocommit_driver(dbapi_connection, connection_record) -> None:  # noqa: ARG001
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" hook below emits BEGIN
 
@@ -230,21 +332,39 @@ class StudyStore:
     Tables (all of ``Base``) are created if missing. Use as a context manager or ``close()``.
     """
 
-    def __init__(self, url_or_path: str | Path | None = None, *, engine: Engine | None = None):
+    def __init__(self, url_or_path: str | Path | None = None, *, engine: Engine | None = None,
+                 pool_size: int = POOL_SIZE):
         self._owns_engine = engine is None
         self._studies: dict[int, StudyInfo] = {}
         self._by_token = _Lru(SUBJECT_CACHE_SIZE)  # token digest → SubjectRef
-        self._plans = _Lru(SUBJECT_CACHE_SIZE)  # subject id → _SubjectPlan
-        self._trials = _Lru(TRIAL_CACHE_SIZE)  # (subject id, trial id) → TrialView
-        self.engine = engine if engine is not None else make_engine(url_or_path)
+        self._plans = _Lru(PLAN_CACHE_SIZE)  # subject id → _SubjectPlan
+        self.engine = engine if engine is not None else make_engine(
+            url_or_path, **_pool_args(url_or_path, pool_size))
+        self._write_lock: _FileWriteLock | None = None
         if self.engine.dialect.name == "sqlite" and self._owns_engine:
             event.listen(self.engine, "connect", _sqlite_autocommit_driver)
             event.listen(self.engine, "begin", _sqlite_begin)
+            db_file = _sqlite_file(url_or_path)
+            if db_file is not None:
+                self._write_lock = _FileWriteLock(db_file)
         Base.metadata.create_all(self.engine)
 
     def close(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()
+
+    def warm_up(self, n: int) -> None:
+        """Open up to ``n`` pooled connections now (first requests then find them open)."""
+        conns = []
+        try:
+            for _ in range(n):
+                conns.append(self.engine.connect())
+                conns[-1].exec_driver_sql("SELECT 1")
+        finally:
+            for conn in conns:
+                conn.close()
 
     def __enter__(self) -> StudyStore:
         return self
@@ -254,10 +374,17 @@ class StudyStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction, committed when the block ends (BEGIN IMMEDIATE on SQLite)."""
+        """A write transaction, committed when the block ends (BEGIN IMMEDIATE on SQLite, after
+        the file's write lock)."""
+        if self._write_lock is None:
+            with self.engine.connect() as conn:
+                conn.execution_options(aigiqa_write=True)
+                with conn.begin():
+                    yield conn
+            return
         with self.engine.connect() as conn:
             conn.execution_options(aigiqa_write=True)
-            with conn.begin():
+            with self._write_lock.hold(), conn.begin():
                 yield conn
 
     # Databases and images ---------------------------------------------------------------------
@@ -440,32 +567,33 @@ class StudyStore:
         return ref
 
     # A subject's trials -----------------------------------------------------------------------
-    def _trial_query(self):
-        return (select(Trial.id, Trial.position, Trial.kind, Trial.session, Trial.note,
-                       StudyImage.path, Prompt.text)
-                .join(StudyImage, StudyImage.id == Trial.image_id)
-                .outerjoin(Prompt, Prompt.id == StudyImage.prompt_id))
-
-    @staticmethod
-    def _view(row) -> TrialView:
-        return TrialView(id=row.id, position=row.position, kind=row.kind, session=row.session,
-                         prompt=row.text, note=row.note, image_path=row.path)
-
     def state(self, subject_id: int) -> SubjectState:
         """The subject's progress and current trial (the first one not rated)."""
         with self.engine.connect() as conn:
             return self._state(conn, subject_id)
 
     def _plan(self, conn: Connection, subject_id: int) -> _SubjectPlan:
-        """The subject's trial count and session bounds (fixed once planned: cached)."""
+        """The subject's trials and sessions (fixed once planned: cached)."""
         plan = self._plans.get(subject_id)
         if plan is None:
-            total, sessions = conn.execute(select(func.count(), func.max(Trial.session)).where(
-                Trial.subject_id == subject_id)).one()
+            rows = conn.execute(
+                select(Trial.id, Trial.position, Trial.kind, Trial.session, Trial.note,
+                       Trial.image_id, StudyImage.path, Prompt.text)
+                .join(StudyImage, StudyImage.id == Trial.image_id)
+                .outerjoin(Prompt, Prompt.id == StudyImage.prompt_id)
+                .where(Trial.subject_id == subject_id).order_by(Trial.position)).all()
             bounds = {n: (a, b) for n, a, b in conn.execute(select(
                 StudySession.number, StudySession.first_position, StudySession.last_position)
                 .where(StudySession.subject_id == subject_id))}
-            plan = _SubjectPlan(total=int(total), sessions=int(sessions or 0), bounds=bounds)
+            if [r.position for r in rows] != list(range(len(rows))):
+                raise StudyError(f"subject {subject_id}: trial positions are not 0..n-1")
+            trials = tuple(TrialView(id=r.id, position=r.position, kind=r.kind,
+                                     session=r.session, prompt=r.text, note=r.note,
+                                     image_path=r.path) for r in rows)
+            plan = _SubjectPlan(trials=trials, image_ids=tuple(r.image_id for r in rows),
+                                positions={t.id: t.position for t in trials},
+                                sessions=max((t.session for t in trials), default=0),
+                                bounds=bounds)
             if plan.total:  # a subject id seen committed has its whole plan
                 self._plans.put(subject_id, plan)
         return plan
@@ -475,35 +603,32 @@ class StudyStore:
         return select(func.count()).select_from(Rating).where(
             Rating.subject_id == subject_id).scalar_subquery()
 
+    def _done(self, conn: Connection, subject_id: int) -> int:
+        return int(conn.execute(select(self._done_query(subject_id))).scalar_one())
+
     def _state(self, conn: Connection, subject_id: int) -> SubjectState:
-        """One query: the trial at position = count(the subject's ratings), if any."""
+        """One query (the subject's rating count) and the cached plan."""
         plan = self._plan(conn, subject_id)
-        row = conn.execute(self._trial_query().where(
-            Trial.subject_id == subject_id,
-            Trial.position == self._done_query(subject_id))).first()
-        if row is None:  # all rated (positions run 0 … total-1)
-            done = conn.execute(select(self._done_query(subject_id))).scalar_one()
-            trial, start = None, False
-        else:
-            done, trial = row.position, self._view(row)
-            first, _ = plan.bounds.get(row.session, (None, None))
-            start = first == row.position
-        return SubjectState(done=int(done), total=plan.total, sessions=plan.sessions,
-                            trial=trial, session_start=start)
+        return plan.state(self._done(conn, subject_id))
+
+    def cached_trial(self, token: str, trial_id: int) -> tuple[SubjectRef, TrialView] | None:
+        """(subject, trial) from the caches alone, or None (not seen yet, or not theirs): no
+        database access, safe on an event loop."""
+        if not _TOKEN_RE.match(token or ""):
+            return None
+        subject = self._by_token.get(hash_token(token))
+        plan = None if subject is None else self._plans.get(subject.id)
+        position = None if plan is None else plan.positions.get(trial_id)
+        return None if position is None else (subject, plan.trials[position])
 
     def trial(self, subject_id: int, trial_id: int) -> TrialView | None:
         """The subject's trial with this id, or None if it is not theirs."""
-        cached = self._trials.get((subject_id, trial_id))  # trials never change once planned
-        if cached is not None:
-            return cached
-        with self.engine.connect() as conn:
-            row = conn.execute(self._trial_query().where(
-                Trial.id == trial_id, Trial.subject_id == subject_id)).first()
-        if row is None:
-            return None
-        view = self._view(row)
-        self._trials.put((subject_id, trial_id), view)
-        return view
+        plan = self._plans.get(subject_id)  # trials never change once planned
+        if plan is None:
+            with self.engine.connect() as conn:
+                plan = self._plan(conn, subject_id)
+        position = plan.positions.get(trial_id)
+        return None if position is None else plan.trials[position]
 
     @staticmethod
     def check_value(study: StudyInfo, value: Any) -> float:
@@ -541,31 +666,33 @@ class StudyStore:
         if not isinstance(submission_id, str) or not _SUBMISSION_RE.match(submission_id):
             raise RatingValueError("submission_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
         with self._write() as conn:
-            trial = conn.execute(select(
-                Trial.id, Trial.position, Trial.kind, Trial.session, Trial.image_id,
-                self._done_query(subject.id).label("done")).where(
-                Trial.id == trial_id, Trial.subject_id == subject.id)).first()
-            if trial is None:
+            plan = self._plan(conn, subject.id)
+            position = plan.positions.get(trial_id)
+            if position is None:
                 raise TrialNotFound(f"no trial {trial_id} for this subject")
-            inserted = None
-            if trial.position == trial.done:
-                now = datetime.now(UTC)
-                inserted = _insert_ignore(conn, Rating, {
-                    "trial_id": trial_id, "subject_id": subject.id, "image_id": trial.image_id,
-                    "value": v, "kind": trial.kind, "session": trial.session,
-                    "submission_id": submission_id, "created_at": now})
+            trial = plan.trials[position]
+            now = datetime.now(UTC)
+            # One statement: insert only if the trial is the current one (position = count of
+            # the subject's ratings) and nothing unique is taken.
+            inserted = _insert_current(conn, {
+                "trial_id": trial_id, "subject_id": subject.id,
+                "image_id": plan.image_ids[position], "value": v, "kind": trial.kind,
+                "session": trial.session, "submission_id": submission_id, "created_at": now},
+                current=self._done_query(subject.id) == position)
             if inserted is not None:
                 self._touch_session(conn, subject.id, trial.session, trial.position, now)
-                result, replayed = self._stored(inserted), False
+                result, replayed, done = self._stored(inserted), False, position + 1
             else:
                 # Not the current trial, or the insert hit a unique constraint (a replay, a
                 # concurrent submission that committed first, or a reused submission id).
-                result, replayed = self._existing(conn, subject.id, trial, submission_id), True
-            state = self._state(conn, subject.id)
+                done = self._done(conn, subject.id)
+                result = self._existing(conn, subject.id, trial, done, submission_id)
+                replayed = True
+            state = plan.state(done)
         return result, replayed, state
 
-    def _existing(self, conn: Connection, subject_id: int, trial, submission_id: str
-                  ) -> StoredRating:
+    def _existing(self, conn: Connection, subject_id: int, trial: TrialView, done: int,
+                  submission_id: str) -> StoredRating:
         """The stored rating a non-inserting submission answers with; TrialConflict if none."""
         rows = conn.execute(select(_RATING).where(
             Rating.subject_id == subject_id,
@@ -580,7 +707,7 @@ class StudyStore:
         if rated is not None:  # rated already (trials are rated in order): a replay
             return self._stored(rated)
         raise TrialConflict(f"trial {trial.id} is not the current trial (position "
-                            f"{trial.position}, current {trial.done})")
+                            f"{trial.position}, current {done})")
 
     def _touch_session(self, conn: Connection, subject_id: int, number: int, position: int,
                        now: datetime) -> None:
@@ -675,9 +802,10 @@ class StudyStore:
             return int(conn.execute(query).scalar_one())
 
 
-def _insert_ignore(conn: Connection, model, row: dict):
-    """INSERT … ON CONFLICT DO NOTHING (any unique constraint) on SQLite and PostgreSQL;
-    the inserted row (all columns), or None if nothing was inserted."""
+def _insert_current(conn: Connection, row: dict, current):
+    """INSERT INTO ratings … SELECT <row> WHERE <current> ON CONFLICT DO NOTHING (any unique
+    constraint), on SQLite and PostgreSQL; the inserted row (all columns), or None if nothing
+    was inserted."""
     name = conn.dialect.name
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -685,5 +813,7 @@ def _insert_ignore(conn: Connection, model, row: dict):
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         raise StudyError(f"the study store supports SQLite and PostgreSQL, not {name}")
-    stmt = dialect_insert(model).values(**row).on_conflict_do_nothing()
-    return conn.execute(stmt.returning(*model.__table__.c)).first()
+    columns = list(row)
+    values = select(*(literal(row[c], type_=_RATING.c[c].type) for c in columns)).where(current)
+    stmt = dialect_insert(Rating).from_select(columns, values).on_conflict_do_nothing()
+    return conn.execute(stmt.returning(*_RATING.c)).first()

@@ -86,7 +86,8 @@ def serve(
         typer.echo("error: --workers must be >= 1", err=True)
         raise typer.Exit(2)
     try:
-        app_ = create_app(db, images_root=images_root)  # checks the store, creates tables
+        # checks the store, creates tables; tuned (warm pool, gc.freeze) when served here
+        app_ = create_app(db, images_root=images_root, tune_process=True)
     except AigiqaError as exc:
         _fail(exc)
         return
