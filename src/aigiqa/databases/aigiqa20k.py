@@ -97,6 +97,9 @@ def read_release_layout(
     for the others (records without it are blind). All problems of all files are collected and
     raised as one DatabaseError.
     """
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise DatabaseError(f"{info.name}: unknown split(s) {unknown}; choose from {SPLITS}")
     root = Path(root)
     target = info.main_target
     problems: list[str] = []
@@ -151,7 +154,4 @@ def read_release_layout(
 def read_aigiqa20k(root: Path, *, splits: Sequence[str] = SPLITS, **options) -> Database:
     """AIGIQA-20K from its release folder (see module docstring)."""
     reject_options("aigiqa20k", options)
-    unknown = [s for s in splits if s not in SPLITS]
-    if unknown:
-        raise DatabaseError(f"aigiqa20k: unknown split(s) {unknown}; choose from {SPLITS}")
     return read_release_layout(root, INFO, GENERATORS, splits=splits)

@@ -48,7 +48,13 @@ import numpy as np
 import pandas as pd
 
 from aigiqa.subjective.mle import fit_subject_model
-from aigiqa.subjective.ratings import Encoded, RatingsError, encode, validate_ratings
+from aigiqa.subjective.ratings import (
+    Encoded,
+    RatingsError,
+    check_pair,
+    encode,
+    validate_ratings,
+)
 from aigiqa.subjective.screening import bt500_screen
 from aigiqa.subjective.stats import (
     Z95,
@@ -125,7 +131,7 @@ def compute_mos(ratings: pd.DataFrame, *, method: str = "zscore",
         raise RatingsError("method 'mle' models subject inconsistency instead of rejecting "
                            "subjects; pass screen=False (or use 'zscore'/'mos' with screening)")
     if target_range is not None:
-        target_range = _pair(target_range, "target_range")
+        target_range = check_pair(target_range, "target_range")
         if method in _RAW_SCALE and scale is None:
             raise RatingsError(f"method {method!r} rescales the rating scale onto target_range="
                                f"{target_range}: pass scale=(lo, hi) of the rating scale, or "
@@ -182,7 +188,7 @@ def compute_mos(ratings: pd.DataFrame, *, method: str = "zscore",
     sos = group_std(k_score, k_img, enc.n_images)
     if scale is not None:
         report["sos_a"] = sos_parameter(group_mean(k_score, k_img, enc.n_images), sos,
-                                        _pair(scale, "scale"))
+                                        check_pair(scale, "scale"))
     report["images_with_one_rating"] = int((n == 1).sum())
 
     gain, offset = _rescale_map(method, mos, scale, target_range, rescale)
@@ -202,16 +208,6 @@ def compute_mos(ratings: pd.DataFrame, *, method: str = "zscore",
                                            subject_weights=weights)
     rejected = _rejected_table(subj)
     return MosResult(table=table, rejected=rejected, subjects=subj, report=report)
-
-
-def _pair(value: tuple[float, float], name: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise RatingsError(f"{name} must be (lo, hi), got {value!r}") from exc
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise RatingsError(f"{name} must be finite with lo < hi, got {value!r}")
-    return lo, hi
 
 
 def _subject_table(enc: Encoded) -> pd.DataFrame:
@@ -238,7 +234,7 @@ def _rescale_map(method: str, mos: np.ndarray, scale: tuple[float, float] | None
         return 1.0, 0.0
     t0, t1 = target_range
     if method in _RAW_SCALE:
-        lo, hi = _pair(scale, "scale")  # type: ignore[arg-type]
+        lo, hi = check_pair(scale, "scale")  # type: ignore[arg-type]
     elif rescale == "sigma3":
         lo, hi = -3.0, 3.0
     else:

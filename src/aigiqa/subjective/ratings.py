@@ -103,7 +103,7 @@ def validate_ratings(frame: pd.DataFrame, *, scale: tuple[float, float] | None =
               raw_score[bad], raw_score, source)
     out["score"] = score
     if scale is not None:
-        lo, hi = _check_scale(scale)
+        lo, hi = check_pair(scale, "scale")
         outside = (score < lo) | (score > hi)
         if outside.any():
             _fail(f"{label}: {int(outside.sum())} score(s) outside the scale [{lo:g}, {hi:g}]",
@@ -115,13 +115,14 @@ def validate_ratings(frame: pd.DataFrame, *, scale: tuple[float, float] | None =
     return out
 
 
-def _check_scale(scale: tuple[float, float]) -> tuple[float, float]:
+def check_pair(value: tuple[float, float], name: str) -> tuple[float, float]:
+    """``value`` as a finite (lo, hi) with lo < hi; RatingsError naming ``name`` otherwise."""
     try:
-        lo, hi = (float(v) for v in scale)
+        lo, hi = (float(v) for v in value)
     except (TypeError, ValueError) as exc:
-        raise RatingsError(f"scale must be (lo, hi), got {scale!r}") from exc
+        raise RatingsError(f"{name} must be (lo, hi), got {value!r}") from exc
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise RatingsError(f"scale must be finite with lo < hi, got {scale!r}")
+        raise RatingsError(f"{name} must be finite with lo < hi, got {value!r}")
     return lo, hi
 
 
