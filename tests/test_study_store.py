@@ -219,8 +219,7 @@ def test_pool_keeps_its_connections_and_warms_up(store):
     from aigiqa.store.study import POOL_OVERFLOW, POOL_SIZE
 
     pool = store.engine.pool
-    if not isinstance(pool, QueuePool):
-        pytest.skip("in-memory SQLite: one shared connection")
+    assert isinstance(pool, QueuePool)  # a file or server database (no in-memory one here)
     assert pool.size() == POOL_SIZE and pool._max_overflow == POOL_OVERFLOW
     store.warm_up(3)
     assert pool.checkedin() >= 3 and pool.checkedout() == 0
@@ -237,15 +236,21 @@ def test_cached_trial_needs_a_known_subject_and_their_trial(store, tmp_path):
 
 
 def test_sqlite_file_detection_and_write_lock(tmp_path):
-    from aigiqa.store.study import _pool_args, _sqlite_file
+    from sqlalchemy.pool import QueuePool, StaticPool
+
+    from aigiqa.store.engine import make_engine, sqlite_file
 
     db = tmp_path / "s.db"
-    assert _sqlite_file(db) == db and _sqlite_file(f"sqlite:///{db}") == db
-    for memory in (None, "", ":memory:", "sqlite://", "sqlite:///:memory:",
-                   "postgresql+psycopg://u:p@127.0.0.1:5/x"):
-        assert _sqlite_file(memory) is None
-    assert _pool_args(":memory:", 8) == {} and _pool_args("sqlite://", 8) == {}
-    assert _pool_args(db, 8)["pool_size"] == 8
+    for spec in (db, f"sqlite:///{db}"):
+        engine = make_engine(spec, pool_size=8, max_overflow=2)
+        assert sqlite_file(engine) == db
+        assert isinstance(engine.pool, QueuePool) and engine.pool.size() == 8
+        engine.dispose()
+    for memory in (None, "", ":memory:", "sqlite://", "sqlite:///:memory:"):
+        engine = make_engine(memory, pool_size=8, max_overflow=2)
+        assert sqlite_file(engine) is None and isinstance(engine.pool, StaticPool)
+    server = make_engine("postgresql+psycopg://u:p@127.0.0.1:5/x", pool_size=8)
+    assert sqlite_file(server) is None and server.pool.size() == 8
     with StudyStore(db) as s:
         _plan(s, tiny_database(tmp_path / "db"))
     assert (tmp_path / "s.db.writelock").is_file()

@@ -14,7 +14,13 @@ from aigiqa.errors import AigiqaError
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
-def make_engine(url_or_path: str | Path | None = None, **kwargs) -> Engine:
+def make_engine(
+    url_or_path: str | Path | None = None,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    **kwargs,
+) -> Engine:
     """Create an Engine: ``None`` → in-memory SQLite, a path → SQLite file (folders created),
     a URL (``sqlite:///…``, ``postgresql+psycopg://…``) → as is (``postgres://`` and
     ``postgresql://`` get the psycopg 3 driver). No ``pool_pre_ping`` by default: it would cost a
@@ -22,16 +28,20 @@ def make_engine(url_or_path: str | Path | None = None, **kwargs) -> Engine:
 
     SQLite connections get ``journal_mode=WAL``, ``synchronous=NORMAL`` (durable against a killed
     process) and ``foreign_keys=ON`` through a connect-event hook. Extra ``kwargs`` go to
-    ``sqlalchemy.create_engine``.
+    ``sqlalchemy.create_engine``. ``pool_size``/``max_overflow`` size the connection pool of a
+    file or server database; an in-memory SQLite database has one shared connection and
+    ignores them.
     """
-    if url_or_path is None or str(url_or_path) in ("", ":memory:"):
+    pool = {k: v for k, v in (("pool_size", pool_size), ("max_overflow", max_overflow))
+            if v is not None}
+    if _in_memory(url_or_path):
         engine = create_engine(
             "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool, **kwargs
         )
     elif "://" in str(url_or_path):
         url = _with_driver(str(url_or_path))
         try:
-            engine = create_engine(url, **kwargs)
+            engine = create_engine(url, **pool, **kwargs)
         except ModuleNotFoundError as exc:
             raise AigiqaError(
                 f"{_hide_password(url)}: the database driver {exc.name!r} is not installed "
@@ -48,11 +58,25 @@ def make_engine(url_or_path: str | Path | None = None, **kwargs) -> Engine:
         except OSError as exc:
             raise AigiqaError(f"{path}: cannot create the store's folder ({exc})") from exc
         engine = create_engine(
-            f"sqlite:///{path}", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs
+            f"sqlite:///{path}", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **pool, **kwargs
         )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine; None for an in-memory one or another dialect."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
+def _in_memory(url_or_path: str | Path | None) -> bool:
+    """In-memory SQLite: None, "", ":memory:", "sqlite://" or "sqlite:///:memory:"."""
+    text = "" if url_or_path is None else str(url_or_path)
+    return text in ("", ":memory:", "sqlite://", "sqlite:///:memory:")
 
 
 def _with_driver(url: str) -> str:

@@ -34,7 +34,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,15 +48,13 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    make_url,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import ArgumentError
 
 from aigiqa.errors import AigiqaError
-from aigiqa.store.engine import make_engine
+from aigiqa.store.engine import make_engine, sqlite_file
 from aigiqa.store.models import Base
 from aigiqa.store.study_models import (
     TRIAL_KINDS,
@@ -252,37 +250,6 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _sqlite_file(url_or_path: str | Path | None) -> Path | None:
-    """The SQLite database file of a store path or URL; None for memory or a server URL."""
-    text = "" if url_or_path is None else str(url_or_path)
-    if text in ("", ":memory:"):
-        return None
-    if "://" not in text:
-        return Path(text).expanduser().absolute()
-    try:
-        url = make_url(text)
-    except ArgumentError:
-        return None
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or (
-            url.database.startswith("file:")):
-        return None
-    return Path(url.database).expanduser().absolute()
-
-
-def _pool_args(url_or_path: str | Path | None, pool_size: int) -> dict[str, int]:
-    """Pool size for a file or server database (a memory database has one shared connection)."""
-    text = "" if url_or_path is None else str(url_or_path)
-    if text in ("", ":memory:"):
-        return {}
-    if "://" in text and _sqlite_file(text) is None:
-        try:
-            if make_url(text).get_backend_name() == "sqlite":
-                return {}  # sqlite:// in memory
-        except ArgumentError:
-            return {}  # make_engine reports it
-    return {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
-
-
 class _FileWriteLock:
     """Exclusive lock of a SQLite file's writers: a thread lock, then ``flock`` of a lock file
     beside the database (other processes). Released by the kernel if a process dies."""
@@ -339,12 +306,12 @@ class StudyStore:
         self._by_token = _Lru(SUBJECT_CACHE_SIZE)  # token digest → SubjectRef
         self._plans = _Lru(PLAN_CACHE_SIZE)  # subject id → _SubjectPlan
         self.engine = engine if engine is not None else make_engine(
-            url_or_path, **_pool_args(url_or_path, pool_size))
+            url_or_path, pool_size=pool_size, max_overflow=POOL_OVERFLOW)
         self._write_lock: _FileWriteLock | None = None
         if self.engine.dialect.name == "sqlite" and self._owns_engine:
             event.listen(self.engine, "connect", _sqlite_autocommit_driver)
             event.listen(self.engine, "begin", _sqlite_begin)
-            db_file = _sqlite_file(url_or_path)
+            db_file = sqlite_file(self.engine)
             if db_file is not None:
                 self._write_lock = _FileWriteLock(db_file)
         Base.metadata.create_all(self.engine)
@@ -376,15 +343,10 @@ class StudyStore:
     def _write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends (BEGIN IMMEDIATE on SQLite, after
         the file's write lock)."""
-        if self._write_lock is None:
-            with self.engine.connect() as conn:
-                conn.execution_options(aigiqa_write=True)
-                with conn.begin():
-                    yield conn
-            return
+        lock = nullcontext() if self._write_lock is None else self._write_lock.hold()
         with self.engine.connect() as conn:
             conn.execution_options(aigiqa_write=True)
-            with self._write_lock.hold(), conn.begin():
+            with lock, conn.begin():
                 yield conn
 
     # Databases and images ---------------------------------------------------------------------
