@@ -92,12 +92,12 @@ def free_port() -> int:
 
 
 def run_server(port: int, metric: str, max_batch: int, max_wait_ms: float) -> None:
-    """Server side (in the subprocess): preload the metric and serve until terminated."""
+    """Server side (in the subprocess): serve the one metric until terminated."""
     import uvicorn
 
     from aigiqa.serve import ServeConfig, create_app
 
-    config = ServeConfig(preload=(metric,), max_batch=max_batch, max_wait_ms=max_wait_ms,
+    config = ServeConfig(metrics=(metric,), max_batch=max_batch, max_wait_ms=max_wait_ms,
                          score_threads=1, max_images=4)
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 

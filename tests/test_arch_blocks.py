@@ -23,6 +23,12 @@ from aigiqa.metrics.learned._blocks import (  # noqa: E402
 T = torchvision.transforms
 
 
+#: torchvision's Resize as the official code called it (its defaults then: bilinear, and PIL
+#: images are always antialiased), spelled out so that a change of torchvision's defaults cannot
+#: move the reference.
+TV_RESIZE = dict(interpolation=T.InterpolationMode.BILINEAR, antialias=True)
+
+
 def image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
 
@@ -31,14 +37,14 @@ def image(h: int, w: int, seed: int = 0) -> np.ndarray:
 def test_resize_shorter_matches_torchvision_resize(shape: tuple[int, int]) -> None:
     im = image(*shape)
     ours = resize_shorter_tv(im, 256)
-    theirs = np.asarray(T.Resize(256)(Image.fromarray(im)))
+    theirs = np.asarray(T.Resize(256, **TV_RESIZE)(Image.fromarray(im)))
     assert ours.shape == theirs.shape
     assert np.array_equal(ours, theirs)
 
 
 def test_resize_exact_matches_torchvision_resize_pair() -> None:
     im = image(200, 330)
-    theirs = np.asarray(T.Resize((512, 384))(Image.fromarray(im)))
+    theirs = np.asarray(T.Resize((512, 384), **TV_RESIZE)(Image.fromarray(im)))
     assert np.array_equal(resize_exact(im, 512, 384), theirs)
 
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 import synthetic
 from aigiqa.databases.base import Database, DatabaseInfo, Record
-from aigiqa.errors import MetricError
+from aigiqa.errors import AssetError, MetricError
 from aigiqa.metrics.classical import brisque as brisque_mod
 from aigiqa.metrics.registry import create_metric
 
@@ -141,5 +141,27 @@ def test_fit_needs_labelled_records(tmp_path):
 def test_bad_saved_model(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"junk")
-    with pytest.raises(MetricError, match="not a saved BRISQUE model"):
+    with pytest.raises(AssetError, match="not a saved BRISQUE model"):  # ends a run
         create_metric("brisque", model=str(junk)).score([natural(0)])
+    for name, blob in (("array.npy", None), ("zip.npz", b"PK\x03\x04broken")):
+        path = tmp_path / name
+        if blob is None:
+            np.save(path, np.zeros(3))  # a .npy, not an .npz archive
+        else:
+            path.write_bytes(blob)
+        with pytest.raises(AssetError, match="not a saved BRISQUE model"):
+            create_metric("brisque", model=str(path)).score([natural(0)])
+    shaped = tmp_path / "shaped.npz"
+    np.savez(shaped, support=np.zeros((2, 5)), coef=np.zeros(2), rho=0.0, gamma=0.1,
+             feature_min=np.zeros(5), feature_max=np.ones(5), lower=-1.0, upper=1.0,
+             higher_better=False)
+    with pytest.raises(AssetError, match=r"support \(n, 36\)"):
+        create_metric("brisque", model=str(shaped)).score([natural(0)])
+
+
+def test_bad_libsvm_files_are_asset_errors(tmp_path):
+    model, ranges = tmp_path / "allmodel", tmp_path / "allrange"
+    model.write_text("svm_type epsilon_svr\nkernel_type rbf\ngamma 0.05\nrho 1\nSV\n1 1:x\n")
+    ranges.write_text("x\n-1 1\n1 0 1\n")
+    with pytest.raises(AssetError, match="cannot read libsvm model"):
+        brisque_mod.read_libsvm_model(model, ranges)

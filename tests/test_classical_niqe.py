@@ -141,8 +141,15 @@ def test_bad_model_files(tmp_path):
         create_metric("niqe", model=str(tmp_path / "none.mat")).score([natural(0)])
     junk = tmp_path / "junk.mat"
     junk.write_bytes(b"junk")
-    with pytest.raises(MetricError, match="not a NIQE model"):
+    # the metric's own file is at fault, not the image: an AssetError, which ends a run
+    with pytest.raises(AssetError, match="not a NIQE model"):
         create_metric("niqe", model=str(junk)).score([natural(0)])
+    from scipy.io import savemat
+
+    savemat(tmp_path / "small.mat", {"mu_prisparam": np.zeros((1, 5)),
+                                     "cov_prisparam": np.eye(5)})
+    with pytest.raises(AssetError, match=r"36x36.*\(5,\)"):
+        create_metric("niqe", model=str(tmp_path / "small.mat")).score([natural(0)])
 
 
 def test_fitted_model_changes_the_cache_key():
@@ -151,7 +158,7 @@ def test_fitted_model_changes_the_cache_key():
     m.fit([natural(40, 192, 192)], sharpness_threshold=0.0)
     assert m.key != live_key and m.spec.startswith("niqe:model=fitted:")
     assert np.isfinite(m.score([natural(41)])[0])  # the fitted model stays in use
-    with pytest.raises(MetricError, match="save"):
+    with pytest.raises(AssetError, match="save"):
         create_metric("niqe", model=m.options["model"]).score([natural(41)])
 
 

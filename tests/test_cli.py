@@ -102,11 +102,8 @@ def test_errors_exit_2_with_message(tmp_path):
 
 
 def test_mos_from_demo_ratings(demo_root, tmp_path):
-    ratings = pd.read_csv(demo_root / "ratings.csv").rename(
-        columns={"name": "image", "rater": "subject", "rating": "score"})
-    ratings.to_csv(tmp_path / "r.csv", index=False)
-    out = tmp_path / "mos.csv"
-    _ok(["mos", tmp_path / "r.csv", "--out", out, "--method", "mos", "--scale", "0,100",
+    out = tmp_path / "mos.csv"  # the demo's raw ratings.csv is in the format `aigiqa mos` reads
+    _ok(["mos", demo_root / "ratings.csv", "--out", out, "--method", "mos", "--scale", "0,100",
          "--target-range", "0,5", "--no-screen", "--report", tmp_path / "rep.json"])
     table = pd.read_csv(out)
     assert {"image", "mos", "std", "ci95"} <= set(table.columns)
@@ -115,7 +112,8 @@ def test_mos_from_demo_ratings(demo_root, tmp_path):
     assert len(merged) == 40
     assert (merged["mos"] - merged["mos_demo"]).abs().max() < 1e-4
     assert json.loads((tmp_path / "rep.json").read_text())["n_subjects"] == 21
-    bad = runner.invoke(app, ["mos", str(tmp_path / "r.csv"), "--out", str(out), "--scale", "x"])
+    bad = runner.invoke(app, ["mos", str(demo_root / "ratings.csv"), "--out", str(out),
+                              "--scale", "x"])
     assert bad.exit_code != 0
 
 
@@ -173,3 +171,98 @@ def test_bench_one_split(demo_root, tmp_path):
     bad = runner.invoke(app, ["bench", "--database", "demo", "--root", str(demo_root),
                               "--metrics", "entropy", "--out", str(out), "--split", "nope"])
     assert bad.exit_code != 0 and "has splits" in str(bad.exception)
+
+
+# --- databases from the command line: --option key=value, --follow-symlinks ---------------------
+CSV_OPTIONS = ["--option", "file=scores.csv", "--option", "name_column=image",
+               "--option", "target_columns=mos=MOS,alignment=align", "--option", "score_range=1,5",
+               "--option", "hyper_columns=steps,cfg", "--option", "split_column=set"]
+
+
+def _csv_database(root):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "imgs").mkdir(parents=True)
+    rows = []
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+            root / f"img{i}.png")
+        rows.append({"image": f"img{i}.png", "MOS": 1 + i / 3, "align": 5 - i / 3,
+                     "steps": 10 * (1 + i % 2), "cfg": 7, "set": "train" if i < 8 else "test"})
+    pd.DataFrame(rows).to_csv(root / "scores.csv", index=False)
+    return root
+
+
+def test_bench_and_databases_on_a_csv_database_with_options(tmp_path):
+    root = _csv_database(tmp_path / "db")
+    out = tmp_path / "res"
+    text = _ok(["bench", "--database", "csv", "--root", root, *CSV_OPTIONS, "--metrics",
+                "entropy", "--store", tmp_path / "s.sqlite", "--out", out, "--bootstrap", 0,
+                "--no-progress"])
+    assert "csv: 12 images, 12 labelled" in text
+    results = pd.read_csv(out / "results.csv")
+    assert set(results.loc[results["group"] == "split", "value"]) == {"train", "test"}
+    steps = results[results["group"] == "steps"]          # hyper_columns=steps,cfg
+    assert sorted(steps["value"].astype(str)) == ["10", "20"] and steps["n"].tolist() == [6, 6]
+    assert "csv: 12 records, 12 labelled, targets mos, alignment, range (1.0, 5.0)" in _ok(
+        ["databases", "show", "csv", root, *CSV_OPTIONS])
+    assert "OK" in _ok(["databases", "validate", "csv", root, *CSV_OPTIONS])
+    folds = tmp_path / "folds.csv"
+    _ok(["splits", "csv", root, *CSV_OPTIONS, "--split", "fold:1/3", "--out", folds])
+    assert len(pd.read_csv(folds)) == 12
+    sub = tmp_path / "output.txt"
+    sub.write_text("".join(f"img{i}.png,{i}\n" for i in range(12)))
+    scored = _ok(["ntire", "score", sub, "--database", "csv", "--root", root, *CSV_OPTIONS])
+    assert "n     12" in scored and "srcc  1.0" in scored
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--option", "score_range=x"], "error: --option score_range='x': expected 2 numbers"),
+    (["--option", "prompt_col=text"], "error: --option prompt_col: csv has no such option"),
+    (["--option", "file"], "error: --option 'file': expected key=value"),
+])
+def test_database_option_errors_are_one_line(tmp_path, args, message):
+    root = _csv_database(tmp_path / "db")
+    proc = subprocess.run(
+        [sys.executable, "-m", "aigiqa.cli", "databases", "show", "csv", str(root),
+         *CSV_OPTIONS[:4], *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_validate_refuses_a_link_out_unless_follow_symlinks(demo_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "db"
+    shutil.copytree(demo_root, root)
+    image = sorted((root / "test").glob("*.png"))[0]
+    outside = tmp_path / "outside.png"
+    image.rename(outside)
+    image.symlink_to(outside)
+    result = runner.invoke(app, ["databases", "validate", "demo", str(root)])
+    assert result.exit_code == 1
+    assert f"image name {image.name!r} is a symbolic link to {outside}" in result.output
+    assert "info_test.csv row " in result.output and "--follow-symlinks" in result.output
+    assert "OK" in _ok(["databases", "validate", "demo", root, "--follow-symlinks"])
+    bench = runner.invoke(app, ["bench", "--database", "demo", "--root", str(root), "--metrics",
+                                "entropy", "--out", str(tmp_path / "res")])
+    assert bench.exit_code != 0 and "symbolic link" in str(bench.exception)
+
+
+def test_reader_warnings_are_shown(demo_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "db"
+    shutil.copytree(demo_root, root)
+    (root / "info_val.csv").write_text("name,prompt,mos\n")
+    shutil.rmtree(root / "val")        # and the val rows of hyperparameters.csv
+    hyper = pd.read_csv(root / "hyperparameters.csv")
+    val = pd.read_csv(demo_root / "info_val.csv")["name"]
+    hyper[~hyper["name"].isin(val)].to_csv(root / "hyperparameters.csv", index=False)
+    result = runner.invoke(app, ["databases", "show", "demo", str(root), "--option",
+                                 "splits=train,val,test"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {root / 'info_val.csv'}: no rows: the val split is empty" in result.output

@@ -330,3 +330,10 @@ def test_decompression_bomb_above_max_pixels(tmp_path, monkeypatch):
     assert "SDXL_0004.png" in err.value.problems[0]
     assert "exceeds the limit of 100 pixels" in err.value.problems[0]
     assert "info_train.csv row 5" in err.value.problems[0]
+
+
+def test_header_only_val_file_warns_that_the_split_is_empty(tmp_path):
+    root = write_release(tmp_path, val=VAL.head(0))
+    with pytest.warns(UserWarning, match=r"info_val\.csv: no rows: the val split is empty"):
+        db = load_database("aigiqa20k", root)
+    assert db.splits == ["train", "test"]

@@ -132,3 +132,49 @@ def test_corrupt_xlsx_is_a_database_error(tmp_path):
 def test_duplicate_problems_name_both_places():
     assert duplicate_problems(["a", "b", "a", None, None], ["r1", "r2", "r3", "r4", "r5"]) == [
         "r3: duplicate name 'a' (first at r1)"]
+
+
+def test_xlsx_names_the_sheet_read_and_the_other_sheets(tmp_path):
+    path = tmp_path / "scores.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({"note": ["read me first"]}).to_excel(book, sheet_name="Notes", index=False)
+        FRAME.to_excel(book, sheet_name="Data", index=False)
+    options = {**OPTIONS, "file": "scores.xlsx"}
+    with pytest.raises(DatabaseError) as err:
+        load_database("csv", tmp_path, check_images=False, **options)
+    assert str(err.value).startswith(
+        f"{path} sheet 'Notes': missing column(s) image, text, MOS, align, set, model, steps "
+        "(found: note); expected ")
+    assert str(err.value).endswith("; the workbook's other sheets: 'Data'")
+    with pytest.raises(DatabaseError, match=r"no sheet 'Scores'; the workbook has 'Notes', 'Data'"):
+        read_table(path, ("image", "MOS"), sheet="Scores")
+    table = read_table(path, ("image", "MOS"), sheet="Data")
+    assert table.sheet == "Data" and table.where(0) == "scores.xlsx sheet 'Data' row 2"
+    db = load_database("csv", tmp_path, check_images=False, sheet=1, **options)
+    assert db.record("b.png").source == "scores.xlsx sheet 'Data' row 3"
+    with pd.ExcelWriter(path) as book:     # the right columns on the first of two sheets
+        FRAME.to_excel(book, sheet_name="Data", index=False)
+        pd.DataFrame({"note": ["x"]}).to_excel(book, sheet_name="Notes", index=False)
+    with pytest.warns(UserWarning, match=r"scores\.xlsx: read the first sheet, 'Data', of "
+                                         r"'Data', 'Notes'"):
+        db = load_database("csv", tmp_path, check_images=False, **options)
+    assert db.record("a.png").source == "scores.xlsx sheet 'Data' row 2"
+
+
+def test_one_sheet_workbook_rows_keep_the_file_label(tmp_path):
+    FRAME.to_excel(tmp_path / "s.xlsx", index=False)
+    table = read_table(tmp_path / "s.xlsx", ("image",))
+    assert table.sheet == "Sheet1" and table.where(0) == "s.xlsx row 2"
+
+
+@pytest.mark.parametrize("sep, said", [(";", "';'"), ("\t", "tabs")])
+def test_missing_columns_error_names_another_delimiter(tmp_path, sep, said):
+    FRAME.to_csv(tmp_path / "scores.csv", index=False, sep=sep)
+    with pytest.raises(DatabaseError) as err:
+        load_database("csv", tmp_path, check_images=False, **OPTIONS)
+    assert f"scores.csv seems to use {said} as delimiter, but .csv files are read with ','" in (
+        str(err.value))
+    (tmp_path / "info_train.csv").write_text(sep.join(["name", "prompt", "mos"]) + "\n"
+                                             + sep.join(["SDXL_0001.png", "a", "1"]) + "\n")
+    with pytest.raises(DatabaseError, match=f"seems to use {said} as delimiter"):
+        read_table(tmp_path / "info_train.csv", ("name", "prompt", "mos"))

@@ -72,6 +72,7 @@ def test_release_layout_and_split_counts(demo30):
     hyper = read_rows(demo30 / "hyperparameters.csv")
     assert list(hyper[0]) == ["name", "steps", "cfg"] and len(hyper) == 30
     ratings = read_rows(demo30 / "ratings.csv")
+    assert list(ratings[0]) == ["subject", "image", "score"]  # what `aigiqa mos` reads
     assert len(ratings) == 30 * 21
     assert "SYNTHETIC" in (demo30 / "README.txt").read_text()
 
@@ -101,7 +102,7 @@ def test_loads_as_demo_database(demo30):
 def test_mos_is_mean_of_ratings(demo30):
     ratings: dict[str, list[int]] = {}
     for row in read_rows(demo30 / "ratings.csv"):
-        ratings.setdefault(row["name"], []).append(int(row["rating"]))
+        ratings.setdefault(row["image"], []).append(int(row["score"]))
     for row in read_rows(demo30 / "info_train.csv"):
         scores = ratings[row["name"]]
         assert len(scores) == 21 and all(0 <= s <= 100 for s in scores)

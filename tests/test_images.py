@@ -91,3 +91,11 @@ def test_find_images(tmp_path):
     assert [p.name for p in found] == ["a.jpg", "b.png", "c.PNG"]
     with pytest.raises(ImageError, match="no such"):
         find_images([tmp_path / "missing"])
+
+
+def test_alpha_is_dropped_not_composited(tmp_path):
+    rgba = np.dstack([_rgb(), np.zeros((8, 6), np.uint8)])  # fully transparent, coloured
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "t.png"), rgba[:, :, :3])
+    doc = " ".join(load_image.__doc__.split())
+    assert "dropped" in doc and "composited on black" not in doc  # the docstring says so

@@ -173,3 +173,19 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_temp(written, inp
     monkeypatch.undo()
     assert (out / "results.json").read_bytes() == before
     assert sorted(os.listdir(out)) == ["report.html", "results.csv", "results.json", "scores.csv"]
+
+
+def test_unwritable_outputs_are_report_errors_naming_the_file(tmp_path, inputs, written):
+    frame, results = inputs
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(ReportError, match="taken: the results folder must be a folder"):
+        write_outputs(tmp_path / "taken", frame, results, make_meta())
+    assert (tmp_path / "taken").read_text() == "mine"
+    out, _ = written
+    (out / "report.html").unlink()
+    (out / "report.html").mkdir()  # a folder where the report goes: root cannot replace it
+    with pytest.raises(ReportError, match=r"report\.html"):
+        build_report(out)
+    with pytest.raises(ReportError, match=r"report\.html: the results file report\.html must "
+                                          r"be a file"):
+        write_outputs(out, frame, results, make_meta())

@@ -18,14 +18,17 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from aigiqa.errors import AigiqaError
-from aigiqa.images import MAX_PIXELS
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import _METRICS, metric_class, metric_from_spec, register_metric
 from aigiqa.serve import ServeConfig, create_app
 from aigiqa.serve.cli import app as serve_cli
 from aigiqa.serve.cli import build_config
-from aigiqa.serve.config import ServeConfigError
+from aigiqa.serve.config import MAX_PIXELS, ServeConfigError
 from aigiqa.serve.live import running_server
+
+#: What the module's server serves: id -> spec.
+SERVED = {"entropy": "entropy", "e64": "entropy:bins=64", "sharpness": "sharpness",
+          "contrast": "contrast", "niqe": "niqe", "test_serve_prompted": "test_serve_prompted"}
 
 
 def png(seed: int, size: tuple[int, int] = (24, 32)) -> bytes:
@@ -109,7 +112,7 @@ def server(allowed: Path, test_metrics: None, shared: Path,
     monkeypatch_module.setenv("AIGIQA_HOME", str(shared))  # niqe's parameter file
     config = ServeConfig(allow_dir=allowed, max_images=5, max_request_bytes=200_000,
                          max_pixels=100_000, timeout_s=30, max_metrics=3,
-                         preload=("entropy", "niqe"))
+                         metrics=tuple(f"{k}={v}" for k, v in SERVED.items()))
     with running_server(create_app(config)) as url, httpx.Client(base_url=url,
                                                                  timeout=30) as client:
         yield client
@@ -125,27 +128,29 @@ def upload(client: httpx.Client, images: list[tuple[str, bytes]], metrics: str,
 
 def test_healthz_and_metric_listing(server: httpx.Client) -> None:
     assert server.get("/healthz").json() == {"status": "ok"}
-    listed = {m["name"]: m for m in server.get("/v1/metrics").json()}
+    listed = {m["id"]: m for m in server.get("/v1/metrics").json()}
+    assert list(listed) == list(SERVED)  # the served metrics only, in the operator's order
     entropy = metric_from_spec("entropy")
     assert listed["entropy"]["lower_better"] == entropy.lower_better
     assert listed["entropy"]["options"] == entropy.defaults
+    assert listed["e64"]["name"] == "entropy" and listed["e64"]["options"] == {"bins": 64}
     assert listed["test_serve_prompted"]["needs_prompt"] is True
     for info in listed.values():  # JSON has no infinity: an unbounded end is null
         if info["score_range"] is not None:
             high = metric_class(info["name"]).score_range[1]
             assert info["score_range"][1] == (high if np.isfinite(high) else None)
-    assert "entropy" in server.get("/v1/stats").json()["warm"]  # preloaded at start-up
+    assert set(server.get("/v1/stats").json()["batching"]) == set(SERVED)
 
 
 def test_multipart_scores_equal_direct_metric_calls(server: httpx.Client) -> None:
     images = [("x.png", png(10)), ("y.png", png(11, (40, 16)))]
-    response = upload(server, images, "entropy:bins=64, sharpness")
+    response = upload(server, images, "e64, sharpness")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["metrics"] == ["entropy:bins=64", "sharpness"]
-    for spec in body["metrics"]:
-        expected = metric_from_spec(spec).score([decoded(d) for _, d in images])
-        got = [item["scores"][spec] for item in body["results"]]
+    assert body["metrics"] == ["e64", "sharpness"]
+    for served_id in body["metrics"]:
+        expected = metric_from_spec(SERVED[served_id]).score([decoded(d) for _, d in images])
+        got = [item["scores"][served_id] for item in body["results"]]
         np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert [r["name"] for r in body["results"]] == ["x.png", "y.png"]
 
@@ -201,7 +206,7 @@ def test_json_paths_refused_per_item(server: httpx.Client, path: str, message: s
 
 
 def test_paths_need_an_allowed_folder() -> None:
-    with running_server(create_app(ServeConfig())) as url:
+    with running_server(create_app(ServeConfig(metrics=("entropy",)))) as url:
         body = {"images": [{"path": "a.png"}], "metrics": ["entropy"]}
         results = httpx.post(f"{url}/v1/score", json=body).json()["results"]
     assert "reads no paths" in results[0]["error"] and "--allow-dir" in results[0]["error"]
@@ -229,11 +234,11 @@ def test_asset_metric_is_served(server: httpx.Client) -> None:
 
 @pytest.mark.parametrize(("kwargs", "status", "message"), [
     ({"json": {"images": [{"path": "a.png"}], "metrics": ["no_such_metric"]}}, 422,
-     "unknown metric 'no_such_metric'"),
+     "metric 'no_such_metric' is not served here; served metrics: entropy, e64, sharpness"),
     ({"json": {"images": [{"path": "a.png"}], "metrics": ["entropy:bogus=1"]}}, 422,
-     "unknown option(s) bogus"),
+     "options cannot be set by a client"),
     ({"json": {"images": [{"path": "a.png"}], "metrics": ["entropy:bins=x"]}}, 422,
-     "not a valid int"),
+     "options are fixed by the operator"),
     ({"json": {"images": [], "metrics": ["entropy"]}}, 422, "at least 1 item"),
     ({"json": {"images": [{"path": "a.png"}], "metrics": ["a", "b", "c", "d"]}}, 422,
      "the limit is 3"),
@@ -272,7 +277,8 @@ def test_streamed_body_over_the_limit_is_refused(server: httpx.Client) -> None:
 
 
 def test_request_timeout_and_a_free_event_loop(test_metrics: None) -> None:
-    with running_server(create_app(ServeConfig(timeout_s=1.0))) as url:
+    with running_server(create_app(ServeConfig(timeout_s=1.0,
+                                               metrics=("test_serve_slow",)))) as url:
         health: list[float] = []
 
         def probe() -> None:  # while the metric sleeps in its thread, the loop still answers
@@ -332,14 +338,14 @@ def test_api_key(secured: httpx.Client, headers: dict[str, str], status: int) ->
 def test_build_config_validates_options(tmp_path: Path) -> None:
     config = build_config(metrics="entropy:bins=64,sharpness", allow_dir=tmp_path, max_batch=4,
                           api_key="k")
-    assert config.preload == ("entropy:bins=64", "sharpness")
+    assert config.metrics == ("entropy:bins=64", "sharpness")
     assert config.max_batch == 4 and config.api_key == "k" and config.max_pixels == MAX_PIXELS
     with pytest.raises(AigiqaError, match="unknown metric 'nope'"):
-        build_config(metrics="nope")
+        create_app(build_config(metrics="nope"))
     with pytest.raises(ServeConfigError, match="is not a folder"):
-        build_config(allow_dir=tmp_path / "missing")
+        build_config(metrics="entropy", allow_dir=tmp_path / "missing")
     with pytest.raises(ServeConfigError, match="max_batch=0 must be > 0"):
-        ServeConfig(max_batch=0).validate()
+        ServeConfig(metrics=("entropy",), max_batch=0).validate()
 
 
 def test_cli_serve_passes_options_to_uvicorn(monkeypatch: pytest.MonkeyPatch,

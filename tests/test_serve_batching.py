@@ -19,7 +19,7 @@ from aigiqa.errors import MetricError
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import _METRICS, metric_from_spec, register_metric
 from aigiqa.serve import ServeConfig, create_app
-from aigiqa.serve.batching import MetricPool, MicroBatcher, canonical_spec
+from aigiqa.serve.batching import MicroBatcher
 from aigiqa.serve.live import running_server
 
 
@@ -105,36 +105,6 @@ def test_wait_is_bounded_for_a_lone_caller(recorder) -> None:
     assert 0.1 <= elapsed < 1.0
 
 
-def test_pool_creates_once_evicts_and_reports_bad_specs() -> None:
-    created: list[str] = []
-
-    def factory(spec: str) -> Metric:
-        created.append(spec)
-        time.sleep(0.05)
-        return metric_from_spec(spec)
-
-    async def main() -> None:
-        with ThreadPoolExecutor(2) as executor:
-            pool = MetricPool(size=2, max_batch=4, max_wait_ms=1, executor=executor,
-                              factory=factory)
-            first = await asyncio.gather(*(pool.get("entropy") for _ in range(5)))
-            assert created == ["entropy"] and all(b is first[0] for b in first)
-            assert await pool.get(" entropy ") is first[0]
-            with pytest.raises(MetricError, match="unknown metric"):
-                await pool.get("no_such_metric")
-            await pool.get("sharpness")
-            await pool.get("entropy:bins=64")  # third: the least recently used goes
-            await asyncio.sleep(0)
-            assert pool.warm() == ["sharpness", "entropy:bins=64"]
-            assert first[0].closed
-            again = await pool.get("entropy")
-            assert again is not first[0] and created.count("entropy") == 2
-            await pool.close()
-
-    asyncio.run(main())
-    assert canonical_spec("entropy: bins=64") == canonical_spec("entropy:bins=64")
-
-
 def png(value: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image(value, 16)).save(buf, "PNG")
@@ -142,13 +112,13 @@ def png(value: int) -> bytes:
 
 
 def test_concurrent_http_callers_share_batches(recorder) -> None:
-    config = ServeConfig(max_batch=8, max_wait_ms=30, preload=("test_serve_recorder:gain=2",))
+    config = ServeConfig(max_batch=8, max_wait_ms=30, metrics=("test_serve_recorder:gain=2",))
     values = list(range(1, 33))
 
     async def call(client: httpx.AsyncClient, value: int) -> dict:
         files = [("files", (f"{value}.png", png(value)))]
         response = await client.post("/v1/score", files=files,
-                                     data={"metrics": "test_serve_recorder:gain=2"})
+                                     data={"metrics": "test_serve_recorder"})  # the id
         assert response.status_code == 200, response.text
         return response.json()["results"][0]
 
@@ -161,18 +131,18 @@ def test_concurrent_http_callers_share_batches(recorder) -> None:
         recorder.batch_sizes.clear()
         results = asyncio.run(clients(url))
         asyncio.run(clients(url))  # a second wave reuses the warm metric
-        stats = httpx.get(f"{url}/v1/stats").json()["batching"]["test_serve_recorder:gain=2"]
+        stats = httpx.get(f"{url}/v1/stats").json()["batching"]["test_serve_recorder"]
     assert len(recorder.created) == 1  # created once, at start-up, for both waves
     assert sum(recorder.batch_sizes) == 2 * len(values)
     assert max(recorder.batch_sizes) > 1 and max(recorder.batch_sizes) <= 8
     assert stats["items"] == 2 * len(values) and stats["batches"] == len(recorder.batch_sizes)
     metric = metric_from_spec("test_serve_recorder:gain=2")
     for value, result in zip(values, results, strict=True):
-        assert result["scores"]["test_serve_recorder:gain=2"] == metric.score([image(value)])[0]
+        assert result["scores"]["test_serve_recorder"] == metric.score([image(value)])[0]
 
 
 def test_failures_in_a_shared_batch_stay_with_their_item() -> None:
-    config = ServeConfig(max_batch=8, max_wait_ms=50)
+    config = ServeConfig(max_batch=8, max_wait_ms=50, metrics=("test_serve_recorder",))
     files = [("files", (f"{v}.png", png(v))) for v in (7, 255, 0, 9)]
     with running_server(create_app(config)) as url:
         body = httpx.post(f"{url}/v1/score", files=files,

@@ -35,13 +35,15 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Image.fromarray(pixels).save(buf, "PNG")
     (folder / "a.png").write_bytes(buf.getvalue())
     config = ServeConfig(allow_dir=folder, max_images=64, max_request_bytes=1 << 20,
-                         max_pixels=1 << 20, timeout_s=20, preload=("entropy", "sharpness"))
+                         max_pixels=1 << 20, timeout_s=20,
+                         metrics=("entropy", "sharpness", "e64=entropy:bins=64"))
     with running_server(create_app(config)) as url:
         yield url
 
 
-#: Metric lists swapped into some generated bodies (None: keep the generated strings).
-KNOWN = [None, ["entropy"], ["sharpness", "entropy:bins=64"], ["contrast"]]
+#: Metric lists swapped into some generated bodies (None: keep the generated strings); contrast
+#: is registered but not served, entropy:bins=64 has an option (both refused).
+KNOWN = [None, ["entropy"], ["sharpness", "e64"], ["contrast"], ["entropy:bins=64"]]
 OPERATIONS = [("GET", "/healthz"), ("GET", "/v1/metrics"), ("GET", "/v1/stats"),
               ("POST", "/v1/score")]
 

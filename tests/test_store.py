@@ -157,3 +157,28 @@ def test_open_store_accepts_store_path_engine_and_none(tmp_path):
     assert open_store(None).engine.dialect.name == "sqlite"
     with pytest.raises(AigiqaError, match="store must be"):
         open_store(42)  # type: ignore[arg-type]
+
+
+def test_a_failing_database_is_one_error_naming_the_store(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with ScoreStore(path) as db:
+        metric = _Dummy()
+        db.register_metric(metric)
+        db.add([(metric.key, "h", 1.0, None)])
+        with db.engine.begin() as conn:  # someone else's damage, mid-run
+            conn.execute(text("DROP TABLE scores"))
+        with pytest.raises(AigiqaError, match=r"s\.sqlite: the score store failed while "
+                                               r"looking up scores \(no such table"):
+            db.lookup(metric.key, ["h"])
+
+
+def test_opening_checks_the_file_and_changes_nothing(tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not sqlite at all, but someone's data")
+    with pytest.raises(AigiqaError, match="not a SQLite database.*left unchanged"):
+        ScoreStore(junk)
+    assert junk.read_bytes() == b"not sqlite at all, but someone's data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.sqlite"]  # no -wal, no probe
+    (tmp_path / "empty.sqlite").touch()  # an empty file is a new database, as for SQLite
+    with ScoreStore(tmp_path / "empty.sqlite") as db:
+        assert db.count() == 0

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -213,6 +214,32 @@ def test_admin_progress_and_exports(client, study):
     got = mos.set_index("image")["mos"]
     assert (got - expected.loc[got.index]).abs().max() < 1e-5
     assert client.get(st.admin_path + "/mos.csv?method=nope").status_code == 422
+
+
+def test_mle_export_carries_the_degenerate_fit_warning(tmp_path):
+    # 3 subjects, 2 ratings per image: the MLE subject model collapses one subject
+    db = tiny_database(tmp_path / "db", n=10)
+    url = str(tmp_path / "study.db")
+    st = create_study(url, db, subjects=3, design="balanced", ratings_per_image=2, training=0)
+    rng = np.random.default_rng(0)
+    quality: dict[str, float] = {}
+    with StudyStore(url) as store:
+        for k, subject_link in enumerate(st.subjects):
+            subject = store.subject_by_token(subject_link.token)
+            for n in range(100):
+                trial = store.state(subject.id).trial
+                if trial is None:
+                    break
+                q = quality.setdefault(trial.image_path, rng.uniform(1, 4))
+                value = float(np.clip(round(q + rng.normal(0, 0.5), 1), 0, 5))
+                store.submit_rating(subject, trial.id, value, f"deg-{k}-{n}")
+    with TestClient(create_app(url)) as c, pytest.warns(RuntimeWarning, match="degenerate"):
+        mle = c.get(st.admin_path + "/mos.csv?method=mle")
+        plain = c.get(st.admin_path + "/mos.csv?method=mos")
+    assert mle.status_code == 200 and plain.status_code == 200
+    assert "MLE subject model is degenerate" in mle.headers["X-Aigiqa-Warning"]
+    assert "X-Aigiqa-Warning" not in plain.headers  # nothing to warn about for plain MOS
+    assert len(pd.read_csv(io.StringIO(mle.text))) == 10
 
 
 def test_mos_before_any_rating_is_409(client, study):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+
+import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -56,3 +61,77 @@ def test_bad_options_exit_2_with_message(tmp_path):
     result = runner.invoke(app, ["export", "--db", str(tmp_path / "empty.db"),
                                  "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "no study stored" in result.output
+
+
+def _create(root, db, links, *extra):
+    return runner.invoke(app, [
+        "create", "--database", "demo", "--root", str(root), "--subjects", "3", "--design",
+        "balanced", "--ratings-per-image", "2", "--training", "0", "--db", str(db),
+        "--links", str(links), *extra])
+
+
+def test_links_file_is_private_from_its_creation(tmp_path, monkeypatch):
+    root = build_demo(tmp_path / "demo", n=10)
+    links = tmp_path / "links.csv"
+    links.write_text("old, world-readable\n")
+    links.chmod(0o644)
+    modes = []
+    real_replace = os.replace
+
+    def replace(src, dst):  # the moment the tokens reach the final name
+        modes.append(stat.S_IMODE(os.stat(src).st_mode))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    old_umask = os.umask(0)  # a permissive umask must not make the file readable either
+    try:
+        result = _create(root, tmp_path / "study.db", links)
+    finally:
+        os.umask(old_umask)
+    assert result.exit_code == 0, result.output
+    assert modes == [0o600]
+    assert stat.S_IMODE(links.stat().st_mode) == 0o600
+    assert pd.read_csv(links)["subject"].tolist() == ["S01", "S02", "S03"]
+
+
+def test_unwritable_links_file_is_refused_before_the_study_exists(tmp_path):
+    root = build_demo(tmp_path / "demo", n=10)
+    (tmp_path / "links.csv").mkdir()
+    db = tmp_path / "study.db"
+    result = _create(root, db, tmp_path / "links.csv")
+    assert result.exit_code == 2 and "must be a file" in result.output
+    with StudyStore(db) as store:
+        assert store.study_ids() == []  # no study whose tokens nobody has
+
+
+def _degenerate_study(tmp_path):
+    """3 subjects, 2 ratings per image: the MLE subject model collapses one subject."""
+    root = build_demo(tmp_path / "demo", n=10)
+    db = tmp_path / "study.db"
+    assert _create(root, db, tmp_path / "links.csv").exit_code == 0
+    rng = np.random.default_rng(0)
+    quality: dict[str, float] = {}
+    with StudyStore(db) as store:
+        for k, token in enumerate(pd.read_csv(tmp_path / "links.csv")["token"]):
+            subject = store.subject_by_token(token)
+            for n in range(100):
+                trial = store.state(subject.id).trial
+                if trial is None:
+                    break
+                q = quality.setdefault(trial.image_path, rng.uniform(1, 4))
+                value = float(np.clip(round(q + rng.normal(0, 0.5), 1), 0, 5))
+                store.submit_rating(subject, trial.id, value, f"deg-{k}-{n}")
+    return db
+
+
+def test_mle_export_shows_the_degenerate_fit(tmp_path):
+    db = _degenerate_study(tmp_path)
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "--db", str(db), "--out", str(out), "--method", "mle"])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("warning: ")]
+    assert len(lines) == 1 and "MLE subject model is degenerate" in lines[0]
+    report = json.loads((out / "mos-report.json").read_text())
+    assert report["warnings"] == [lines[0].removeprefix("warning: ")]
+    assert report["mle"]["degenerate_subjects"]
+    assert "RuntimeWarning" not in result.output  # one clean line, not a Python warning too

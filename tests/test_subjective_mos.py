@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from aigiqa.errors import AigiqaError
 from aigiqa.subjective import MosResult, RatingsError, compute_mos, list_methods, read_ratings
 from aigiqa.subjective.simulate import simulate_ratings
 
@@ -157,10 +158,7 @@ def test_csv_round_trip_and_demo_ratings(tmp_path):
     from aigiqa.demo import build_demo
 
     root = build_demo(tmp_path / "demo", n=20, seed=0)
-    demo = pd.read_csv(root / "ratings.csv", dtype={"name": str, "rater": str})
-    path = tmp_path / "ratings.csv"
-    demo.rename(columns={"name": "image", "rater": "subject", "rating": "score"}).to_csv(
-        path, index=False)
+    path = root / "ratings.csv"  # already in the format read_ratings reads
     ratings = read_ratings(path)
     res = compute_mos(ratings, method="mos", screen=False, scale=(0, 100), target_range=(0, 5))
     info = pd.concat([pd.read_csv(root / f"info_{s}.csv") for s in ("train", "val", "test")])
@@ -174,3 +172,23 @@ def test_csv_round_trip_and_demo_ratings(tmp_path):
         warnings.simplefilter("error")  # 21 raters, no degeneracy expected on the demo
         mle = compute_mos(ratings, method="mle", scale=(0, 100), target_range=(0, 5))
     assert srcc(mle.table["mos"], res.table["mos"]) > 0.95
+
+
+def test_mle_degeneracy_is_in_the_result_for_every_writer():
+    sim = simulate_ratings(60, 14, seed=7, random_subjects=2, bias_sd=8.0,
+                           inconsistency=(3.0, 14.0), missing=0.3)
+    with pytest.warns(RuntimeWarning, match="degenerate") as caught:
+        res = compute_mos(sim.ratings, method="mle")
+    assert res.warnings == [str(caught[0].message)]  # the same text as the warning
+    assert res.report["warnings"] == res.warnings and "S005" in res.warnings[0]
+    clean = compute_mos(sim.ratings, method="mos", screen=False)
+    assert clean.warnings == [] and clean.report["warnings"] == []
+
+
+def test_to_csv_names_a_file_it_cannot_write(tmp_path):
+    res = compute_mos(pd.DataFrame({"subject": ["a", "b"], "image": ["x", "x"],
+                                    "score": [1.0, 2.0]}), method="mos", screen=False)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(AigiqaError, match="taken.*MOS CSV"):
+        res.to_csv(tmp_path / "taken")
+    assert res.to_csv(tmp_path / "mos.csv").read_text().startswith("image,mos")

@@ -98,3 +98,11 @@ def test_encode_sessions_repeats_and_image_order():
     assert list(enc.group) == [2, 0, 1, 0, 2]
     enc2 = encode(frame, images=["x", "y"])
     assert list(enc2.image) == [1, 0, 0, 1, 0]
+
+
+def test_scale_checked_on_read_names_the_file_and_csv_line(tmp_path):
+    path = write(tmp_path, "subject,image,score\na,x,10\nb,x,-1\na,y,50\nb,y,101\n")
+    assert len(read_ratings(path)) == 4  # no scale: any finite score
+    with pytest.raises(RatingsError, match="2 score") as info:
+        read_ratings(path, scale=(0, 100))
+    assert info.value.problems == [f"{path} line 3: -1", f"{path} line 5: 101"]

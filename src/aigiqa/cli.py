@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from aigiqa.databases import cli as databases_cli
+from aigiqa.databases.cli import DbOptionOpt, FollowOpt
 from aigiqa.errors import AigiqaError
 
 app = typer.Typer(
@@ -18,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts contain brackets such as fold:K[/N]
 )
-databases_app = typer.Typer(help="Database readers: list, validate, show.", no_args_is_help=True)
+databases_app = databases_cli.app  # list, validate, show
 metrics_app = typer.Typer(help="Quality metrics: list.", no_args_is_help=True)
 ntire_app = typer.Typer(help="NTIRE 2024 challenge submissions.", no_args_is_help=True)
 assets_app = typer.Typer(help="Parameter and weight files: list, import, download.",
@@ -121,13 +123,14 @@ def bench(
     split: Annotated[
         str | None, typer.Option(help="Only this split (e.g. test, held out from training)")
     ] = None,
+    option: DbOptionOpt = None,
+    follow_symlinks: FollowOpt = False,
 ) -> None:
     """Score every image of a database with every metric, evaluate, write results and report."""
     from aigiqa.benchmark.runner import run_benchmark
-    from aigiqa.databases.registry import load_database
     from aigiqa.metrics.registry import metrics_from_list
 
-    db = load_database(database, root, check_images=check_images)
+    db = databases_cli.load(database, root, option, follow_symlinks, check_images)
     if split is not None:
         if split not in db.splits:
             raise AigiqaError(f"--split {split!r}: {db.name} has splits {', '.join(db.splits)}")
@@ -152,7 +155,8 @@ def score(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders")],
     metrics: MetricsOpt,
     prompts: Annotated[
-        Path | None, typer.Option(help="CSV with columns name,prompt (by image file name)")
+        Path | None,
+        typer.Option(help="CSV name,prompt (by image file name, or the name without extension)"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Scores CSV (default: stdout)")] = None,
     store: Annotated[str | None, typer.Option(help="Score cache (SQLite path or URL)")] = None,
@@ -162,34 +166,36 @@ def score(
     batch_size: BatchOpt = 8,
     backend: BackendOpt = "local",
     address: AddressOpt = None,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 even if some images fail to score")
+    ] = False,
 ) -> None:
-    """Score a user's own images: one row per image, one column per metric."""
-    from aigiqa.benchmark.runner import read_prompts_csv, score_images
-    from aigiqa.images import find_images
+    """Score a user's own images: one row per image, one column per metric (empty where an
+    image failed). Exit 1 if any image failed, unless --allow-failures."""
+    from aigiqa.benchmark.runner import score_files
+    from aigiqa.files import check_file, write_text
     from aigiqa.metrics.registry import metrics_from_list
 
-    paths = find_images(inputs)
-    if not paths:
-        raise AigiqaError(f"no image files found in {', '.join(map(str, inputs))}")
-    chosen = metrics_from_list(metrics)
-    prompt_list = None
-    if prompts is not None:
-        by_name = read_prompts_csv(prompts)
-        prompt_list = [by_name.get(p.name) for p in paths]
-    table = score_images(
-        paths, chosen, prompts=prompt_list, store=store, workers=workers, progress=progress,
-        retry_failed=retry_failed, batch_size=batch_size, backend=backend, address=address,
+    if out is not None:
+        check_file(out, "the scores CSV", "--out")  # before scoring, not after
+    frame, table = score_files(
+        inputs, metrics_from_list(metrics), prompts_csv=prompts, store=store, workers=workers,
+        progress=progress, retry_failed=retry_failed, batch_size=batch_size, backend=backend,
+        address=address,
     )
-    frame = table.scores.copy()
-    frame.insert(0, "path", [str(p) for p in paths])
-    frame.insert(0, "name", [p.name for p in paths])
     if out is None:
         frame.to_csv(sys.stdout, index=False)
     else:
-        frame.to_csv(out, index=False)
+        write_text(out, frame.to_csv(index=False), "the scores CSV")
         typer.echo(f"{len(frame)} images scored → {out}", err=True)
     for failure in table.failures:
         typer.echo(f"failed: {failure['path']} [{failure['metric']}]: {failure['error']}", err=True)
+    if table.failures and not allow_failures:
+        images = len({f["path"] for f in table.failures})
+        typer.echo(f"error: {len(table.failures)} score(s) failed on {images} of {len(frame)} "
+                   "image(s) (listed above; their cells are empty); pass --allow-failures to "
+                   "exit 0 anyway", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -232,21 +238,32 @@ def mos(
 ) -> None:
     """Compute MOS from raw ratings: z-scores, BT.500 screening, subject model, CI95."""
     import json
+    import warnings
 
+    from aigiqa.files import check_file, write_text
     from aigiqa.subjective import compute_mos, read_ratings
+    from aigiqa.subjective.mle import DEGENERATE
 
-    result = compute_mos(
-        read_ratings(ratings), method=method, scale=_range(scale, "--scale"),
-        target_range=_range(target_range, "--target-range"), screen=screen,
-    )
+    check_file(out, "the MOS CSV", "--out")
+    if report_json is not None:
+        check_file(report_json, "the report", "--report")
+    rating_scale = _range(scale, "--scale")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=DEGENERATE)  # printed below, as one line
+        result = compute_mos(
+            read_ratings(ratings, scale=rating_scale), method=method, scale=rating_scale,
+            target_range=_range(target_range, "--target-range"), screen=screen,
+        )
     result.to_csv(out)
     rep = result.report
     typer.echo(f"{rep['n_images']} images, {rep['n_subjects']} subjects, {rep['n_ratings']} "
                f"ratings; {len(result.rejected)} subject(s) rejected → {out}")
     for _, row in result.rejected.iterrows():
         typer.echo(f"rejected {row['subject']}: {row['reason']}")
+    for text in result.warnings:
+        typer.echo(f"warning: {text}", err=True)
     if report_json is not None:
-        report_json.write_text(json.dumps(rep, indent=2, default=str))
+        write_text(report_json, json.dumps(rep, indent=2, default=str), "the report")
 
 
 @app.command()
@@ -256,14 +273,15 @@ def splits(
     split: Annotated[str, typer.Option(help="official | fold:K[/N] | ratio:a,b[,c]")] = "official",
     seed: Annotated[int, typer.Option(help="Seed of random splits")] = 0,
     out: Annotated[Path | None, typer.Option(help="CSV name,split (default: counts only)")] = None,
+    option: DbOptionOpt = None,
+    follow_symlinks: FollowOpt = False,
 ) -> None:
     """Show or write a split of a database's labelled images (blind ones never enter)."""
     import pandas as pd
 
-    from aigiqa.databases.registry import load_database
     from aigiqa.splits import resolve_split
 
-    db = load_database(name, root, check_images=False)
+    db = databases_cli.load(name, root, option, follow_symlinks)
     parts = resolve_split(db, split, seed=seed)
     for part, names in parts.items():
         typer.echo(f"{part:<8}{len(names):>8}")
@@ -271,49 +289,6 @@ def splits(
         rows = [(n, part) for part, names in parts.items() for n in names]
         pd.DataFrame(rows, columns=["name", "split"]).to_csv(out, index=False)
         typer.echo(f"{len(rows)} rows → {out}")
-
-
-@databases_app.command("list")
-def databases_list() -> None:
-    """List the database readers."""
-    from aigiqa.databases.registry import list_databases
-
-    for name in list_databases():
-        typer.echo(name)
-
-
-@databases_app.command("validate")
-def databases_validate(
-    name: Annotated[str, typer.Argument(help="Database reader name")],
-    root: Annotated[Path, typer.Argument(help="Database folder")],
-) -> None:
-    """Report every problem of a database folder (annotations and images); exit 1 if any."""
-    from aigiqa.databases.registry import validate_database
-
-    problems = validate_database(name, root)
-    for problem in problems:
-        typer.echo(problem)
-    if problems:
-        typer.echo(f"{len(problems)} problem(s) in {root}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"{name} at {root}: OK")
-
-
-@databases_app.command("show")
-def databases_show(
-    name: Annotated[str, typer.Argument(help="Database reader name")],
-    root: Annotated[Path, typer.Argument(help="Database folder")],
-    check_images: Annotated[bool, typer.Option("--check-images/--no-check-images")] = False,
-) -> None:
-    """Summarise a database: records per split and generator, targets."""
-    from aigiqa.databases.registry import load_database
-
-    db = load_database(name, root, check_images=check_images)
-    frame = db.to_frame()
-    typer.echo(f"{db.name}: {len(db)} records, {len(db.labelled())} labelled, "
-               f"targets {', '.join(db.info.target_names)}, range {db.info.score_range}")
-    typer.echo(frame.groupby(["split"], sort=False).size().to_string())
-    typer.echo(frame.groupby(["generator"]).size().to_string())
 
 
 @metrics_app.command("list")
@@ -354,12 +329,13 @@ def ntire_score(
     database: Annotated[str, typer.Option(help="Database reader name for the truth")],
     root: Annotated[Path, typer.Option(help="Database folder")],
     split: Annotated[str | None, typer.Option(help="Only this split's records")] = None,
+    option: DbOptionOpt = None,
+    follow_symlinks: FollowOpt = False,
 ) -> None:
     """Score a submission against a database's MOS (SRCC, PLCC, main = (SRCC+PLCC)/2)."""
-    from aigiqa.databases.registry import load_database
     from aigiqa.ntire import score_submission
 
-    db = load_database(database, root, check_images=False)
+    db = databases_cli.load(database, root, option, follow_symlinks)
     target = db.info.main_target
     truth = {r.name: r.targets[target] for r in db.labelled() if split in (None, r.split)}
     result = score_submission(submission, truth)

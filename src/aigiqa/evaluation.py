@@ -181,14 +181,19 @@ def _fit_line(x: np.ndarray, y: np.ndarray) -> FittedMap:
 
 
 MAX_FIT_EVALUATIONS = 500
+#: Smallest logistic4 scale on standardised predictions (a step; keeps the fit away from 0/0).
+MIN_SCALE = 1e-6
 
 
 def _fit_logistic_z(z: np.ndarray, y: np.ndarray, fit: str, mu: float, sd: float,
                     direction: float) -> FittedMap:
     """Least-squares non-decreasing logistic on standardised z; params on the direction*pred scale.
 
-    logistic4 uses Levenberg-Marquardt (MINPACK) and rejects a decreasing result; logistic5 uses
-    a bounded trust-region fit (b1, b2, b4 >= 0). Iterations are capped at
+    Both forms use scipy's bounded trust-region reflective fit (logistic4: height >= 0 and
+    scale >= :data:`MIN_SCALE`; logistic5: b1, b2, b4 >= 0). Not MINPACK's Levenberg-Marquardt:
+    its iterates depend on the memory alignment of its work arrays (the last bits, then up to
+    ~1e-10 in PLCC on step-like fits), so the same scores gave different results from one process
+    to the next; these fits are a function of the inputs alone. Iterations are capped at
     :data:`MAX_FIT_EVALUATIONS`; a capped fit (a flat ridge when only one tail of the sigmoid lies
     in the data) is kept, its SSE being within ~1e-4 of the optimum, unless it is worse than a line.
     """
@@ -207,13 +212,12 @@ def _fit_logistic_z(z: np.ndarray, y: np.ndarray, fit: str, mu: float, sd: float
                 slope = height * e * (1 - e) / scale
                 return np.column_stack([np.ones_like(z), e, -slope, -slope * u])
 
-            q = optimize.least_squares(f4, [lo, span, mid, 1.0], jac=j4, method="lm",
-                                       max_nfev=MAX_FIT_EVALUATIONS).x
+            q = optimize.least_squares(
+                f4, [lo, span, mid, 1.0], jac=j4, method="trf",
+                bounds=([-np.inf, 0.0, -np.inf, MIN_SCALE], [np.inf] * 4),
+                max_nfev=MAX_FIT_EVALUATIONS,
+            ).x
             base, height, centre, scale = map(float, q)
-            if scale < 0:  # same curve with a positive scale
-                base, height, scale = base + height, -height, -scale
-            if height < 0 or scale == 0:
-                raise ValueError("decreasing logistic fit")
             params = (base + height, base, mu + sd * centre, sd * scale)
         else:
             def f5(q):
@@ -310,14 +314,14 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def _srcc(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho with average ranks; 0.0 when either side is constant."""
-    return _pearson(stats.rankdata(x), stats.rankdata(y))
+    return _pearson(stats.rankdata(x, method="average"), stats.rankdata(y, method="average"))
 
 
 def _krcc(x: np.ndarray, y: np.ndarray) -> float:
     """Kendall's tau-b; 0.0 when either side is constant."""
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0
-    return float(stats.kendalltau(x, y).statistic)
+    return float(stats.kendalltau(x, y, variant="b").statistic)
 
 
 # -- bootstrap -----------------------------------------------------------------------------------

@@ -50,8 +50,10 @@ def verify_image(path: str | Path) -> tuple[int, int]:
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as an RGB uint8 array of shape (H, W, 3), EXIF orientation applied.
 
-    Grayscale, palette, RGBA (composited on black via convert) and 16-bit images are converted the
-    way Pillow's ``convert("RGB")`` does; 16-bit grayscale is scaled to 8 bits first.
+    Grayscale, palette and 16-bit images are converted the way Pillow's ``convert("RGB")`` does;
+    16-bit grayscale is scaled to 8 bits first. Transparency (RGBA, LA, a palette's transparent
+    colour) is dropped, not composited: each pixel keeps the colour stored under its alpha, so a
+    fully transparent pixel shows whatever colour the file holds there.
     """
     path = Path(path)
     image = _open(path)

@@ -80,13 +80,28 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def prepare_metric(metric: Metric) -> None:
+    """``metric.prepare()`` (reads its files on the first call): an error there is the metric's
+    or the machine's (a missing or corrupt parameter/weight file, an absent device), never the
+    images', so it ends the run instead of being stored as a failure of every image."""
+    try:
+        metric.prepare()
+    except AigiqaError:
+        raise
+    except Exception as exc:
+        raise MetricError(f"metric {metric.spec!r} cannot load its model ({describe(exc)})") \
+            from exc
+
+
 def _score_metric(
     metric: Metric, index: int, images: list[np.ndarray], prompts: list, hashes: list[str]
 ) -> list[Result]:
     """Score one metric on decoded images; if the batch raises, score them one by one.
 
-    A missing parameter/weight file (AssetError) is the machine's problem, not the images': it
-    ends the run instead of being stored as a failure of every image."""
+    A metric that cannot get ready (``prepare_metric``) or a missing parameter/weight file
+    (AssetError, for metrics that load on first use) ends the run instead of being stored as a
+    failure of every image."""
+    prepare_metric(metric)
     try:
         values = np.asarray(
             metric.score(images, prompts if metric.needs_prompt else None), dtype=np.float64
@@ -226,6 +241,8 @@ class LocalBackend:
                     pending.pop(future)
                     try:
                         results = future.result()
+                    except AigiqaError:
+                        raise  # a metric that cannot get ready: its own message, as in-process
                     except Exception as exc:
                         raise AigiqaError(
                             f"a scoring worker failed ({describe(exc)}); scores committed so "

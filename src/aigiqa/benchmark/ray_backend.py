@@ -27,12 +27,16 @@ from typing import Any
 import numpy as np
 
 from aigiqa.benchmark.backends import OnResult, Result, WorkItem, describe, score_batch
-from aigiqa.errors import AigiqaError, MetricError
+from aigiqa.errors import AigiqaError, AssetError, MetricError
 from aigiqa.metrics.base import Metric
 
 #: Restarts of a scoring actor that died (crash, OOM kill, lost node) and retries of its batch
 #: before the run fails; the scores committed until then are kept.
 MAX_RESTARTS = 4
+
+#: The ``metric`` of a result row that carries, instead of a score, the error of a metric that
+#: cannot get ready (``backends.prepare_metric``); the driver raises it.
+FATAL = -1
 
 #: Metric ``resources`` keys → ``map_batches`` arguments and ``ray.cluster_resources()`` names.
 _STANDARD = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
@@ -68,7 +72,7 @@ class MetricActor:
     Input batches (numpy format) hold work items: columns ``path``, ``prompt`` ("" for none) and
     ``needs`` ("k:hash;k:hash", k the metric's index in the group). Output: one row per scored
     (metric, input): ``metric`` (index in the group), ``hash``, ``value`` (float64, NaN on
-    failure) and ``error`` ("" on success).
+    failure) and ``error`` ("" on success); or one ``FATAL`` row whose ``error`` ends the run.
     """
 
     def __init__(self, specs: list[tuple[type[Metric], dict[str, Any], str]]) -> None:
@@ -88,7 +92,11 @@ class MetricActor:
             for path, prompt, needs in zip(batch["path"], batch["prompt"], batch["needs"],
                                            strict=True)
         ]
-        results = score_batch(items, self.metrics)
+        try:
+            results = score_batch(items, self.metrics)
+        except AigiqaError as exc:  # a metric that cannot get ready: the driver ends the run
+            kind = "AssetError" if isinstance(exc, AssetError) else "AigiqaError"
+            results = [(FATAL, kind, None, str(exc))]  # (Ray would keep only its traceback)
         return {
             "metric": np.array([k for k, _, _, _ in results], dtype=np.int64),
             "hash": np.array([h for _, h, _, _ in results], dtype=object),
@@ -220,6 +228,11 @@ class RayBackend:
                 **self._retry_args(),
             )
         for batch in self._batches(dataset, specs):
+            fatal = np.flatnonzero(batch["metric"] == FATAL)
+            if len(fatal):
+                k = fatal[0]
+                error = AssetError if batch["hash"][k] == "AssetError" else AigiqaError
+                raise error(str(batch["error"][k]))
             results: list[Result] = [
                 (indices[int(k)], str(h), None if e else float(v), str(e) or None)
                 for k, h, v, e in zip(batch["metric"], batch["hash"], batch["value"],

@@ -8,16 +8,11 @@ embedded as base64 PNG.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import datetime as dt
 import html
-import io
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -25,16 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aigiqa.benchmark import plots
 from aigiqa.errors import AigiqaError
+from aigiqa.files import check_file, check_folder, reason, write_text
 
 SCORES = "scores.csv"
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 REPORT = "report.html"
-MAX_POINTS = 3000
-"""Points drawn per scatter panel (a seeded subsample, for display only; numbers use all)."""
-BARS_PER_ROW = 64
-"""Most bars on one row of the per-generator chart (longer charts wrap onto more rows)."""
 _DASH = "\u2013"
 
 
@@ -54,8 +47,12 @@ def write_outputs(
     aigiqa_version). Returns the paths under keys ``scores``, ``results_csv``, ``results_json``
     and ``report``.
     """
+    check_output_folder(out)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"{out}: cannot create the results folder ({reason(exc)})") from exc
     paths = {
         "scores": out / SCORES,
         "results_csv": out / RESULTS_CSV,
@@ -67,6 +64,18 @@ def write_outputs(
     _atomic_write(paths["results_json"], json.dumps(payload, indent=1, allow_nan=False) + "\n")
     paths["report"] = build_report(out)
     return paths
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """``out`` (absolute) if the results can be written there; ReportError naming it otherwise
+    (``run_benchmark`` calls this before scoring, so a bad ``--out`` fails at once)."""
+    try:
+        folder = check_folder(out, "the results folder", "--out")
+        for name in (SCORES, RESULTS_CSV, RESULTS_JSON, REPORT):
+            check_file(folder / name, f"the results file {name}", "--out")
+    except AigiqaError as exc:
+        raise ReportError(str(exc)) from None
+    return folder
 
 
 def read_results(out: Path) -> tuple[dict, pd.DataFrame]:
@@ -109,19 +118,12 @@ def build_report(out: Path) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a temp file beside ``path``, fsync it, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` (UTF-8) to a temp file beside ``path``, fsync it, then ``os.replace``;
+    ReportError naming the file if it cannot be written."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        write_text(path, text, "a benchmark output")
+    except AigiqaError as exc:
+        raise ReportError(str(exc)) from exc
 
 
 def _jsonable(obj: Any) -> Any:
@@ -330,7 +332,7 @@ def _generator_section(results: pd.DataFrame, info: Mapping[str, dict]) -> str:
     pivot = sub.pivot_table(index="value", columns="metric", values="srcc", sort=False,
                             dropna=False)
     pivot = pivot[[s for s in dict.fromkeys(sub["metric"])]]
-    png = _plot_png(lambda fig: _draw_bars(fig, pivot))
+    png = plots.plot_png(lambda fig: plots.draw_bars(fig, pivot))
     table = _group_section(results, info, "generator", ("srcc", "plcc"))
     return (f'<img class="plot" alt="SRCC per generator" src="data:image/png;base64,{png}">\n'
             f'<p class="note">SRCC of each metric on the labelled images of each generator.</p>\n'
@@ -381,113 +383,17 @@ def _scatter_section(scores: pd.DataFrame, results: pd.DataFrame, info: Mapping[
         pred = pd.to_numeric(scores[spec], errors="coerce")
         keep = (truth.notna() & pred.notna()).to_numpy()
         stats = overall.loc[spec] if overall is not None and spec in overall.index else None
-        panels.append((spec, pred.to_numpy(float)[keep], truth.to_numpy(float)[keep], stats))
-    png = _plot_png(lambda fig: _draw_scatter(fig, panels, target, info))
+        title = spec if stats is None else (
+            f"{spec}\nSRCC {_fmt(stats.get('srcc'))}  PLCC {_fmt(stats.get('plcc'))}")
+        xlabel = "prediction" + (" (lower = better)" if info.get(spec, {}).get("lower_better")
+                                 else "")
+        panels.append(plots.Panel(title, xlabel, pred.to_numpy(float)[keep],
+                                  truth.to_numpy(float)[keep]))
+    png = plots.plot_png(lambda fig: plots.draw_scatter(fig, panels, target))
     n = int(truth.notna().sum())
-    shown = f"a random {MAX_POINTS:,} of them are drawn" if n > MAX_POINTS else "all drawn"
+    most = plots.MAX_POINTS
+    shown = f"a random {most:,} of them are drawn" if n > most else "all drawn"
     return (f'<img class="plot" alt="prediction vs {html.escape(target)}" '
             f'src="data:image/png;base64,{png}">\n'
             f'<p class="note">Each labelled, scored image ({n:,}; {shown}); red: the fitted '
             "logistic mapping from prediction to target.</p>")
-
-
-def _plot_png(draw: Callable[[Any], None]) -> str:
-    """Run ``draw(fig)`` on a fresh Agg figure; the PNG as base64 text."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(layout="constrained")
-    FigureCanvasAgg(fig)
-    draw(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    fig.clear()
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _draw_scatter(fig: Any, panels: list, target: str, info: Mapping[str, dict]) -> None:
-    ncols = min(4, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig.set_size_inches(3.3 * ncols, 3.0 * nrows)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    rng = np.random.default_rng(0)
-    for ax, (spec, pred, truth, stats) in zip(axes.flat, panels, strict=False):
-        title = _plain(spec)
-        if stats is not None:
-            title += f"\nSRCC {_fmt(stats.get('srcc'))}  PLCC {_fmt(stats.get('plcc'))}"
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("prediction" + (" (lower = better)" if info.get(spec, {}).get(
-            "lower_better") else ""), fontsize=8)
-        ax.set_ylabel(target, fontsize=8)
-        ax.tick_params(labelsize=7)
-        if len(pred) == 0:
-            ax.text(0.5, 0.5, "no scored image", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8)
-            continue
-        show = rng.choice(len(pred), MAX_POINTS, replace=False) if len(pred) > MAX_POINTS \
-            else slice(None)
-        ax.scatter(pred[show], truth[show], s=4, alpha=0.35, linewidths=0, color="#2a5db0",
-                   rasterized=True)
-        curve = _logistic(pred, truth)
-        if curve is not None:
-            xs = np.linspace(float(pred.min()), float(pred.max()), 200)
-            ax.plot(xs, curve(xs), color="#d62728", linewidth=1.6)
-        ax.grid(alpha=0.25, linewidth=0.5)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-
-
-def _draw_bars(fig: Any, pivot: pd.DataFrame) -> None:
-    """Grouped SRCC bars (metrics side by side per generator), wrapped onto several rows so
-    that a row holds at most :data:`BARS_PER_ROW` bars."""
-    generators, specs = list(pivot.index), list(pivot.columns)
-    per_row = max(1, BARS_PER_ROW // max(1, len(specs)))
-    nrows = math.ceil(len(generators) / per_row)
-    per_row = math.ceil(len(generators) / nrows)  # balance the rows
-    width = min(14.0, max(6.0, 1.0 + per_row * (0.3 + 0.13 * len(specs))))
-    fig.set_size_inches(width, 0.6 + 2.6 * nrows)
-    axes = fig.subplots(nrows, 1, squeeze=False, sharey=True)[:, 0]
-    colors = _colors(len(specs))
-    step = 0.82 / max(1, len(specs))
-    values = pivot.to_numpy(float)
-    low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
-    for r, ax in enumerate(axes):
-        chunk = generators[r * per_row:(r + 1) * per_row]
-        x = np.arange(len(chunk))
-        for i, spec in enumerate(specs):
-            ax.bar(x - 0.41 + step * (i + 0.5), pivot.loc[chunk, spec].to_numpy(float), step,
-                   label=_plain(spec) if r == 0 else None, color=colors[i])
-        ax.set_xticks(x, [str(g) for g in chunk], fontsize=8, rotation=30, ha="right")
-        ax.set_xlim(-0.5, per_row - 0.5)
-        ax.set_ylim(min(0.0, low - 0.05), 1.0)
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_ylabel("SRCC", fontsize=9)
-        ax.tick_params(axis="y", labelsize=8)
-        ax.grid(axis="y", alpha=0.3, linewidth=0.5)
-    fig.legend(fontsize=7.5, ncols=min(len(specs), 6), loc="outside upper center", frameon=False)
-
-
-def _plain(text: str) -> str:
-    """Text for a matplotlib label, shown literally (no mathtext from ``$``)."""
-    return str(text).replace("$", r"\$")
-
-
-def _colors(n: int) -> list:
-    from matplotlib import colormaps
-
-    if n <= 10:
-        return [colormaps["tab10"](i) for i in range(n)]
-    order = [*range(0, 20, 2), *range(1, 20, 2)]  # the 10 strong hues first, then their light ones
-    return [colormaps["tab20"](order[i % 20]) for i in range(n)]
-
-
-def _logistic(pred: np.ndarray, truth: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The fitted logistic mapping prediction → target for the plot (None if it cannot fit)."""
-    from aigiqa.evaluation import fit_logistic
-
-    if len(pred) < 3:
-        return None
-    try:
-        return fit_logistic(pred, truth)
-    except AigiqaError:
-        return None

@@ -314,18 +314,10 @@ def score_files(
 
 def metrics_meta(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
     """Metadata of each metric as results/report expect it."""
-    return [
-        {
-            "spec": m.spec,
-            "name": m.name,
-            "key": m.key,
-            "kind": m.kind,
-            "lower_better": bool(m.lower_better),
-            "needs_prompt": bool(m.needs_prompt),
-            "score_range": None if m.score_range is None else list(m.score_range),
-        }
-        for m in metrics
-    ]
+    return [{"spec": m.spec, "name": m.name, "key": m.key, "kind": m.kind,
+             "lower_better": bool(m.lower_better), "needs_prompt": bool(m.needs_prompt),
+             "score_range": None if m.score_range is None else list(m.score_range)}
+            for m in metrics]
 
 
 def run_benchmark(
@@ -350,9 +342,11 @@ def run_benchmark(
     with ``out`` the files (results.csv, results.json, report.html) are written there.
     """
     from aigiqa import __version__
-    from aigiqa.benchmark.report import write_outputs
+    from aigiqa.benchmark.report import check_output_folder, write_outputs
     from aigiqa.benchmark.results import summarize
 
+    if out is not None:
+        check_output_folder(out)  # before any scoring: a bad --out must not waste the run
     metric_list = resolve_metrics(metrics)
     frame = database.to_frame()
     clash = [m.spec for m in metric_list if m.spec in frame.columns]
@@ -393,6 +387,12 @@ def run_benchmark(
     }
     outputs: dict[str, Path] = {}
     if out is not None:
-        written = write_outputs(Path(out), frame, results, meta)
+        try:
+            written = write_outputs(Path(out), frame, results, meta)
+        except AigiqaError as exc:
+            if store is None:  # in memory: nothing is kept
+                raise
+            raise AigiqaError(f"{exc}; the scores are kept in the store: run again with a "
+                              "writable --out to write the results without scoring again") from exc
         outputs = {str(k): Path(v) for k, v in (written or {}).items()}
     return BenchmarkResult(frame, results, table.failures, meta, outputs)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from aigiqa.databases.base import Database, DatabaseInfo, Record
+from aigiqa.databases.paths import ImageRoot
 from aigiqa.databases.registry import register_database
 from aigiqa.databases.tables import (
     duplicate_problems,
@@ -104,9 +105,12 @@ def _optional_text(values: list[str | None], i: int) -> str | None:
 
 
 @register_database("agiqa3k")
-def read_agiqa3k(root: Path, *, image_dir: str | None = None, **options) -> Database:
+def read_agiqa3k(
+    root: Path, *, image_dir: str | None = None, follow_symlinks: bool = False, **options
+) -> Database:
     """AGIQA-3K: targets quality, alignment (+ their std); hyper: variant, steps, cfg,
-    prompt_index, adj1, adj2, style (where given)."""
+    prompt_index, adj1, adj2, style (where given). Images in ``image_dir`` (relative to
+    ``root``) when given, else in the release's image folder."""
     reject_options("agiqa3k", options)
     root = Path(root)
     path = root / "data.csv"
@@ -131,11 +135,15 @@ def read_agiqa3k(root: Path, *, image_dir: str | None = None, **options) -> Data
     }
     folder = root / image_dir if image_dir else pick_folder(
         root, ("AGIQA-3K", "AGIQA-3k", "AGIQA3K", "images", "image", ""))
+    inside = ImageRoot(folder if image_dir else root, follow_symlinks=follow_symlinks)
     records, wheres = [], []
     for i, name in enumerate(names):
         if name is None:
             continue
         where = table.where(i)
+        image_path = inside.path(folder, name, where, problems)
+        if image_path is None:
+            continue
         hyper: dict[str, object] = {}
         generator = None
         match = _AGIQA3K_NAME.match(name)
@@ -154,7 +162,7 @@ def read_agiqa3k(root: Path, *, image_dir: str | None = None, **options) -> Data
             if value is not None:
                 hyper[key] = value
         targets = {k: float(v[i]) for k, v in {**scores, **stds}.items() if np.isfinite(v[i])}
-        records.append(Record(name, folder / name, prompts[i], generator, "all", targets, hyper,
+        records.append(Record(name, image_path, prompts[i], generator, "all", targets, hyper,
                               where))
         wheres.append(where)
     problems += duplicate_problems(names, [table.where(i) for i in range(len(table))])
@@ -176,8 +184,11 @@ def _agiqa1k_hyper(prompt: str | None) -> dict[str, object]:
 
 
 @register_database("agiqa1k")
-def read_agiqa1k(root: Path, *, image_dir: str | None = None, **options) -> Database:
-    """AGIQA-1K from AIGC_MOS_Zscore.xlsx (target mos, 0-5); hyper from the prompt fields."""
+def read_agiqa1k(
+    root: Path, *, image_dir: str | None = None, follow_symlinks: bool = False, **options
+) -> Database:
+    """AGIQA-1K from AIGC_MOS_Zscore.xlsx (target mos, 0-5); hyper from the prompt fields.
+    Images in ``image_dir`` (relative to ``root``) when given, else in ``file/`` or flat."""
     reject_options("agiqa1k", options)
     root = Path(root)
     path = root / "AIGC_MOS_Zscore.xlsx"
@@ -191,6 +202,7 @@ def read_agiqa1k(root: Path, *, image_dir: str | None = None, **options) -> Data
     prompts = text_column(table, "Prompt", problems)
     mos = number_column(table, "MOS", problems, score_range=info.score_range)
     folder = root / image_dir if image_dir else pick_folder(root, ("file", "images", ""))
+    inside = ImageRoot(folder if image_dir else root, follow_symlinks=follow_symlinks)
     counts: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         if name is not None:
@@ -208,6 +220,9 @@ def read_agiqa1k(root: Path, *, image_dir: str | None = None, **options) -> Data
         if name is None or name in ambiguous:
             continue
         where = table.where(i)
+        image_path = inside.path(folder, name, where, problems)
+        if image_path is None:
+            continue
         generator = AGIQA1K_GENERATORS.get(name.split("_", 1)[0])
         if generator is None:
             problems.append(
@@ -216,7 +231,7 @@ def read_agiqa1k(root: Path, *, image_dir: str | None = None, **options) -> Data
             )
         hyper = _agiqa1k_hyper(prompts[i])
         targets = {"mos": float(mos[i])} if np.isfinite(mos[i]) else {}
-        records.append(Record(name, folder / name, prompts[i], generator, "all", targets, hyper,
+        records.append(Record(name, image_path, prompts[i], generator, "all", targets, hyper,
                               where))
         wheres.append(where)
     problems += duplicate_problems([r.name for r in records], wheres)

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.io
 
 from aigiqa.databases.base import Database, DatabaseInfo, Record
+from aigiqa.databases.paths import ImageRoot
 from aigiqa.databases.registry import register_database
 from aigiqa.databases.tables import (
     check_range,
@@ -145,10 +146,12 @@ def read_aigciqa2023(
     *,
     prompts_file: str | Path | None = None,
     index_file: str | Path | None = None,
+    follow_symlinks: bool = False,
     **options,
 ) -> Database:
     """AIGCIQA2023: targets quality, authenticity, correspondence (+ *_std when DATA/STD is
-    there); hyper: category, challenge, repeat."""
+    there); hyper: category, challenge, repeat. The image names are fixed (``<i>.png``); a
+    symbolic link among them pointing outside ``root`` is refused unless ``follow_symlinks``."""
     reject_options("aigciqa2023", options)
     root = Path(root)
     problems: list[str] = []
@@ -179,9 +182,11 @@ def read_aigciqa2023(
                 wheres = [f"{path.name} entry {i + 1}" for i in range(N_IMAGES)]
                 problems += check_range(values, wheres, f"{target} std", (0.0, np.inf))
                 targets[f"{target}_std"] = values
+    folder = root / "Image" / "allimg"
+    inside = ImageRoot(root, follow_symlinks=follow_symlinks)
+    paths = [inside.path(folder, f"{i}.png", f"image {i}", problems) for i in range(N_IMAGES)]
     raise_problems(problems, f"{INFO.name} at {root}")
 
-    folder = root / "Image" / "allimg"
     records = []
     for i in range(N_IMAGES):
         if index is not None:
@@ -198,10 +203,9 @@ def read_aigciqa2023(
             hyper["category"] = category
         if challenge:
             hyper["challenge"] = challenge
-        name = f"{i}.png"
         records.append(Record(
-            name=name,
-            path=folder / name,
+            name=f"{i}.png",
+            path=paths[i],  # type: ignore[arg-type]  # None only with a problem raised above
             prompt=prompt,
             generator=generator,
             targets={k: float(v[i]) for k, v in targets.items()},

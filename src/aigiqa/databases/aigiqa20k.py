@@ -15,12 +15,14 @@ A ``mos`` column in info_val / info_test (ground truth released later) is read t
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from aigiqa.databases.base import Database, DatabaseInfo, Record
+from aigiqa.databases.paths import ImageRoot
 from aigiqa.databases.registry import register_database
 from aigiqa.databases.tables import (
     TABLE_SUFFIXES,
@@ -88,19 +90,22 @@ def read_release_layout(
     generators: Mapping[str, str],
     *,
     splits: Sequence[str] = SPLITS,
+    follow_symlinks: bool = False,
 ) -> Database:
     """Read ``info_<split>.{csv,xlsx}`` (name, prompt[, mos]) for each split, images in
     ``<split>/`` or flat in ``root``.
 
     ``generators`` maps name prefixes to generator names; a name with an unknown prefix is a
     problem naming file and row. ``mos`` is required for the train split and read where present
-    for the others (records without it are blind). All problems of all files are collected and
-    raised as one DatabaseError.
+    for the others (records without it are blind). Image paths stay inside ``root``
+    (``aigiqa.databases.paths``). A file with a header and no rows gives an empty split, with a
+    warning. All problems of all files are collected and raised as one DatabaseError.
     """
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise DatabaseError(f"{info.name}: unknown split(s) {unknown}; choose from {SPLITS}")
     root = Path(root)
+    inside = ImageRoot(root, follow_symlinks=follow_symlinks)
     target = info.main_target
     problems: list[str] = []
     records: list[Record] = []
@@ -115,6 +120,8 @@ def read_release_layout(
         table = read_table(
             path, COLUMNS, required=["name", "prompt", *([target] if split == "train" else [])]
         )
+        if len(table) == 0:
+            warnings.warn(f"{path}: no rows: the {split} split is empty", stacklevel=3)
         names = text_column(table, "name", problems)
         prompts = text_column(table, "prompt", problems)
         labelled = table.has(target)
@@ -124,6 +131,9 @@ def read_release_layout(
             if name is None:
                 continue
             where = table.where(i)
+            image_path = inside.path(folder, name, where, problems)
+            if image_path is None:
+                continue
             prefix = generator_prefix(name)
             generator = generators.get(prefix) if prefix is not None else None
             if generator is None:
@@ -136,7 +146,7 @@ def read_release_layout(
             records.append(
                 Record(
                     name=name,
-                    path=folder / name,
+                    path=image_path,
                     prompt=prompts[i],
                     generator=generator,
                     split=split,
@@ -151,7 +161,10 @@ def read_release_layout(
 
 
 @register_database("aigiqa20k")
-def read_aigiqa20k(root: Path, *, splits: Sequence[str] = SPLITS, **options) -> Database:
+def read_aigiqa20k(
+    root: Path, *, splits: Sequence[str] = SPLITS, follow_symlinks: bool = False, **options
+) -> Database:
     """AIGIQA-20K from its release folder (see module docstring)."""
     reject_options("aigiqa20k", options)
-    return read_release_layout(root, INFO, GENERATORS, splits=splits)
+    return read_release_layout(root, INFO, GENERATORS, splits=splits,
+                               follow_symlinks=follow_symlinks)

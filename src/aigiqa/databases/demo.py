@@ -48,11 +48,14 @@ INFO = DatabaseInfo(
 
 
 @register_database("demo")
-def read_demo(root: Path, *, splits: Sequence[str] = SPLITS, **options) -> Database:
+def read_demo(
+    root: Path, *, splits: Sequence[str] = SPLITS, follow_symlinks: bool = False, **options
+) -> Database:
     """The demo database from ``root``, hyper-parameters (steps: int, cfg: float) attached."""
     reject_options("demo", options)
     root = Path(root)
-    db = read_release_layout(root, INFO, GENERATORS, splits=splits)
+    db = read_release_layout(root, INFO, GENERATORS, splits=splits,
+                             follow_symlinks=follow_symlinks)
     hyper = read_hyperparameters(root / HYPER_FILE)
     problems = []
     records = []

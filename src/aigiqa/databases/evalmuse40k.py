@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from aigiqa.databases.base import Database, DatabaseInfo, Record
+from aigiqa.databases.paths import ImageRoot
 from aigiqa.databases.registry import register_database
 from aigiqa.databases.tables import duplicate_problems, raise_problems, reject_options
 from aigiqa.errors import DatabaseError
@@ -75,7 +76,11 @@ def _alignment(ratings: object, where: str, blind_ok: bool, problems: list[str])
 
 @register_database("evalmuse-40k")
 def read_evalmuse40k(
-    root: Path, *, splits: Sequence[str] = ("train", "test"), **options
+    root: Path,
+    *,
+    splits: Sequence[str] = ("train", "test"),
+    follow_symlinks: bool = False,
+    **options,
 ) -> Database:
     """EvalMuse-40K: target alignment (mean rating, 1-5); test items blind unless rated."""
     reject_options("evalmuse-40k", options)
@@ -86,6 +91,7 @@ def read_evalmuse40k(
     problems: list[str] = []
     records: list[Record] = []
     images = root / "images" if (root / "images").is_dir() else root
+    inside = ImageRoot(root, follow_symlinks=follow_symlinks)
     for split in splits:
         path = root / FILES[split]
         if not path.is_file():
@@ -109,12 +115,15 @@ def read_evalmuse40k(
                 rel, folder = PurePosixPath(*rel.parts[1:]), root / "images"
             else:
                 folder = images
+            image = inside.path(folder, str(rel), where, problems, what="img_path")
+            if image is None:
+                continue
             score = _alignment(item.get("total_score"), where, split == "test", problems)
             hyper = {key: item[field] for field, key in HYPER_FIELDS.items()
                      if item.get(field) not in (None, "")}
             records.append(Record(
                 name=str(rel),
-                path=folder.joinpath(*rel.parts),
+                path=image,
                 prompt=prompt,
                 generator=rel.parts[0] if len(rel.parts) > 1 else None,
                 split=split,

@@ -6,8 +6,11 @@ Example::
                   prompt_column="text", target_columns={"mos": "MOS", "alignment": "align"},
                   split_column="set", generator_column="model", score_range=(1, 5))
 
-The first target is the main one. Images are at ``image_dir/<name>`` (default: the folder).
-A file without a header row needs ``columns=[...]``, its column names in order.
+The first target is the main one. Images are at ``image_dir/<name>`` (default: the folder);
+names must stay inside that folder (no absolute names, no ``..``, no symbolic links pointing out
+unless ``follow_symlinks=True``). A file without a header row needs ``columns=[...]``, its column
+names in order. From the command line: ``--option file=scores.csv --option name_column=image
+--option target_columns=mos=MOS,alignment=align --option score_range=1,5``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from aigiqa.databases.base import Database, DatabaseInfo, Record
+from aigiqa.databases.paths import ImageRoot
 from aigiqa.databases.registry import register_database
 from aigiqa.databases.tables import (
     duplicate_problems,
@@ -64,16 +68,18 @@ def read_csv_database(
     score_range: tuple[float, float] | None = None,
     image_dir: str | Path | None = None,
     columns: Sequence[str] | None = None,
-    sheet: int | str = 0,
+    sheet: int | str | None = None,
     name: str = "csv",
     citation: str = "",
+    follow_symlinks: bool = False,
     **options,
 ) -> Database:
     """Read ``root/file`` (csv or xlsx) with the given column mapping; see module docstring.
 
     ``target_columns``: one column, a list (targets named like the columns) or a mapping
     target name → column. An empty target cell makes the record blind; non-numeric and
-    out-of-``score_range`` values are problems. ``score_range`` is required.
+    out-of-``score_range`` values are problems. ``score_range`` is required. ``sheet``: the
+    workbook's sheet to read (index or name; default the first).
     """
     reject_options("csv", options)
     if file is None:
@@ -107,13 +113,17 @@ def read_csv_database(
               for t, c in targets.items()}
     folder = root if image_dir is None else (
         Path(image_dir) if Path(image_dir).is_absolute() else root / image_dir)
+    inside = ImageRoot(folder, follow_symlinks=follow_symlinks)
     records = []
     for i, image in enumerate(names):
         if image is None:
             continue
+        image_path = inside.path(folder, image, table.where(i), problems)
+        if image_path is None:
+            continue
         records.append(Record(
             name=image,
-            path=folder / image,
+            path=image_path,
             prompt=prompts[i],
             generator=generators[i],
             split=splits[i] or "all",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aigiqa.databases.base import Database, DatabaseInfo, Record
+from aigiqa.databases.paths import ImageRoot
 from aigiqa.databases.registry import register_database
 from aigiqa.databases.tables import (
     duplicate_problems,
@@ -53,7 +54,11 @@ TARGET_COLUMNS = {"quality": "MOS_q", "authenticity": "MOS_a", "correspondence":
 
 @register_database("pku-aigiqa-4k")
 def read_pku_aigiqa4k(
-    root: Path, *, score_range: tuple[float, float] | None = None, **options
+    root: Path,
+    *,
+    score_range: tuple[float, float] | None = None,
+    follow_symlinks: bool = False,
+    **options,
 ) -> Database:
     """PKU-AIGIQA-4K: targets quality, authenticity, correspondence; hyper: task
     ('text-to-image' / 'image-to-image') and image_prompt (path) where given."""
@@ -80,17 +85,25 @@ def read_pku_aigiqa4k(
               for t, c in TARGET_COLUMNS.items() if table.has(c)}
     folder = root / "All"
     prompt_folder = root / "I2I" / "Image_prompt"
+    inside = ImageRoot(root, follow_symlinks=follow_symlinks)
     records = []
     for i, name in enumerate(names):
         if name is None:
             continue
+        where = table.where(i)
         image_prompt = image_prompts[i]
         hyper: dict[str, object] = {"task": "image-to-image" if image_prompt else "text-to-image"}
         if image_prompt:
-            hyper["image_prompt"] = str(prompt_folder / image_prompt)
+            prompt_path = inside.path(prompt_folder, image_prompt, where, problems,
+                                      what="image prompt")
+            if prompt_path is not None:
+                hyper["image_prompt"] = str(prompt_path)
+        image_path = inside.path(folder, name, where, problems)
+        if image_path is None:
+            continue
         targets = {t: float(v[i]) for t, v in scores.items() if np.isfinite(v[i])}
-        records.append(Record(name, folder / name, prompts[i], generators[i], "all", targets,
-                              hyper, table.where(i)))
+        records.append(Record(name, image_path, prompts[i], generators[i], "all", targets, hyper,
+                              where))
     problems += duplicate_problems(names, [table.where(i) for i in range(len(table))])
     raise_problems(problems, f"{info.name} at {root}")
     return Database(info, records, root)

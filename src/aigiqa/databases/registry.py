@@ -28,7 +28,9 @@ _loaded = False
 
 
 def register_database(name: str) -> Callable[[Reader], Reader]:
-    """Decorator: register ``reader(root: Path, **options) -> Database`` under ``name``."""
+    """Decorator: register ``reader(root: Path, *, follow_symlinks=False, **options) -> Database``
+    under ``name``. A reader builds its image paths with ``aigiqa.databases.paths.ImageRoot``
+    (names stay inside the folder; symbolic links pointing out only with ``follow_symlinks``)."""
 
     def wrap(reader: Reader) -> Reader:
         if name in _READERS and _READERS[name] is not reader:
@@ -88,27 +90,39 @@ def check_image_files(db: Database) -> None:
         )
 
 
-def load_database(name: str, root: str | Path, *, check_images: bool = True, **options) -> Database:
+def load_database(
+    name: str,
+    root: str | Path,
+    *,
+    check_images: bool = True,
+    follow_symlinks: bool = False,
+    **options,
+) -> Database:
     """Read a database from the folder its authors release; see ``list_databases()`` for names.
 
     With ``check_images`` every image file is opened and decoded (all problems reported at once).
+    Image names that leave the folder (absolute, ``..``) are refused, and so are symbolic links
+    inside it that point out, unless ``follow_symlinks``. ``options`` go to the reader.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatabaseError(f"{root}: database folder not found")
-    db = get_reader(name)(root, **options)
+    db = get_reader(name)(root, follow_symlinks=follow_symlinks, **options)
     if check_images:
         check_image_files(db)
     return db
 
 
-def validate_database(name: str, root: str | Path, **options) -> list[str]:
-    """Every problem with a database folder: annotation errors, then missing/unreadable images."""
+def validate_database(
+    name: str, root: str | Path, *, follow_symlinks: bool = False, **options
+) -> list[str]:
+    """Every problem with a database folder: annotation errors (image paths leaving the folder
+    among them), then missing/unreadable images."""
     root = Path(root)
     if not root.is_dir():
         return [f"{root}: database folder not found"]
     try:
-        db = get_reader(name)(root, **options)
+        db = get_reader(name)(root, follow_symlinks=follow_symlinks, **options)
     except AigiqaError as exc:
         return exc.problems or [exc.message]
     return image_problems(db)

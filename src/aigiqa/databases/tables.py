@@ -7,6 +7,7 @@ file and row) and raise one ``DatabaseError`` at the end, so ``validate_database
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +26,20 @@ class Table:
     """An annotation table: string cells (NaN where empty), canonical column names.
 
     ``first_row`` is the spreadsheet row number of ``frame`` row 0 (2 with a header, 1 without).
+    ``sheet`` is the worksheet read from a workbook (None for csv) and ``sheets`` all of the
+    workbook's sheets; rows of a workbook with several sheets are labelled with the sheet.
     """
 
     path: Path
     frame: pd.DataFrame
     first_row: int
+    sheet: str | None = None
+    sheets: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
+        if self.sheet is not None and len(self.sheets) > 1:
+            return f"{self.path.name} sheet {self.sheet!r}"
         return self.path.name
 
     def __len__(self) -> int:
@@ -73,28 +80,65 @@ def reject_options(database: str, options: Mapping[str, object]) -> None:
         )
 
 
-def _read_raw(path: Path, sheet: int | str = 0) -> pd.DataFrame:
+def _sheet_name(path: Path, sheet: int | str, names: list[str]) -> str:
+    """The worksheet ``sheet`` (index or name) of a workbook with sheets ``names``."""
+    if isinstance(sheet, int) and not isinstance(sheet, bool) and 0 <= sheet < len(names):
+        return names[sheet]
+    if str(sheet) in names:  # a sheet named '2023' given as a number on the command line
+        return str(sheet)
+    raise DatabaseError(
+        f"{path}: no sheet {sheet!r}; the workbook has {', '.join(map(repr, names))}"
+    )
+
+
+def _read_raw(path: Path, sheet: int | str = 0) -> tuple[pd.DataFrame, str | None, list[str]]:
+    """The raw cells of a table, the sheet read (workbooks) and every sheet's name."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm", ".xls"):
-            return pd.read_excel(path, sheet_name=sheet, header=None, dtype=str)
+            with pd.ExcelFile(path) as book:
+                names = [str(n) for n in book.sheet_names]
+                chosen = _sheet_name(path, sheet, names)
+                frame = pd.read_excel(book, sheet_name=chosen, header=None, dtype=str)
+                return frame, chosen, names
         if suffix in (".csv", ".txt", ".tsv"):
-            return pd.read_csv(
+            frame = pd.read_csv(
                 path,
                 header=None,
                 dtype=str,
                 keep_default_na=False,
                 na_values=[""],
-                sep="\t" if suffix == ".tsv" else ",",
+                sep=_SEPARATOR[suffix],
                 encoding="utf-8-sig",
             )
+            return frame, None, []
     except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+        return pd.DataFrame(), None, []
+    except DatabaseError:
+        raise
     except (OSError, ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DatabaseError(f"{path}: cannot read annotation table ({exc})") from exc
     except Exception as exc:  # openpyxl raises its own errors for corrupt workbooks
         raise DatabaseError(f"{path}: cannot read annotation table ({exc})") from exc
     raise DatabaseError(f"{path}: unsupported annotation file type {suffix!r} (csv or xlsx)")
+
+
+_SEPARATOR = {".csv": ",", ".txt": ",", ".tsv": "\t"}
+_OTHER_DELIMITERS = {";": "';'", "\t": "tabs", "|": "'|'", ",": "','"}
+
+
+def _delimiter_hint(path: Path, header: list[object]) -> str:
+    """'; the file seems to use ';' as delimiter …' when a header cell holds another delimiter."""
+    sep = _SEPARATOR.get(path.suffix.lower())
+    if sep is None:
+        return ""
+    cells = [c for c in header if isinstance(c, str)]
+    for delimiter, label in _OTHER_DELIMITERS.items():
+        if delimiter != sep and any(delimiter in c for c in cells):
+            used = "tabs" if sep == "\t" else repr(sep)
+            return (f"; {path.name} seems to use {label} as delimiter, but "
+                    f"{path.suffix.lower()} files are read with {used} between columns")
+    return ""
 
 
 def _norm(cell: object) -> str:
@@ -107,7 +151,7 @@ def read_table(
     *,
     required: Sequence[str] | None = None,
     header: bool | None = None,
-    sheet: int | str = 0,
+    sheet: int | str | None = None,
 ) -> Table:
     """Read a csv/xlsx annotation table with or without a header row.
 
@@ -117,11 +161,17 @@ def read_table(
     matched to ``columns`` case-insensitively; other columns are kept under their own names.
     ``required`` (default: all ``columns``) must be present, else a DatabaseError names the file
     and the columns it has. Cells are strings, NaN where empty.
+
+    Workbooks: ``sheet`` (index or name) is read, by default the first; the sheet read is named
+    in every error, in the rows' labels when the workbook has several sheets, and in a warning
+    when it has several and ``sheet`` was not given. When required columns are absent from it,
+    the error lists the other sheets; a csv whose header holds ``;`` or tabs is said to use them.
     """
     required = list(columns if required is None else required)
-    raw = _read_raw(path, sheet)
+    raw, sheet_read, sheets = _read_raw(path, 0 if sheet is None else sheet)
+    where = f"{path} sheet {sheet_read!r}" if sheet_read is not None else str(path)
     if raw.empty:
-        raise DatabaseError(f"{path}: annotation table is empty")
+        raise DatabaseError(f"{where}: annotation table is empty")
     wanted = {c.lower(): c for c in columns}
     first = [_norm(c) for c in raw.iloc[0]]
     has_header = header if header is not None else any(c in wanted for c in first)
@@ -136,7 +186,7 @@ def read_table(
     else:
         if raw.shape[1] > len(columns):
             raise DatabaseError(
-                f"{path}: no header row and {raw.shape[1]} columns; expected at most "
+                f"{where}: no header row and {raw.shape[1]} columns; expected at most "
                 f"{len(columns)} ({', '.join(columns)}) or a header row naming them"
             )
         frame = raw
@@ -145,11 +195,16 @@ def read_table(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         found = ", ".join(map(str, frame.columns))
+        others = [n for n in sheets if n != sheet_read]
+        also = f"; the workbook's other sheets: {', '.join(map(repr, others))}" if others else ""
         raise DatabaseError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {found}); "
-            f"expected {', '.join(columns)}"
+            f"{where}: missing column(s) {', '.join(missing)} (found: {found}); "
+            f"expected {', '.join(columns)}{also}{_delimiter_hint(path, list(raw.iloc[0]))}"
         )
-    return Table(path, frame, first_row)
+    if sheet is None and len(sheets) > 1:
+        warnings.warn(f"{path}: read the first sheet, {sheet_read!r}, of "
+                      f"{', '.join(map(repr, sheets))}", stacklevel=2)
+    return Table(path, frame, first_row, sheet_read, tuple(sheets))
 
 
 def text_column(

@@ -35,6 +35,9 @@ class Metric:
     #: What one scoring process of this metric needs on a cluster (Ray backend): ``num_cpus``,
     #: ``num_gpus``, ``memory`` (bytes) or custom resources; empty means one CPU.
     resources: ClassVar[dict[str, float]] = {}
+    #: Options whose value names a file or folder on this machine (weights, parameter files,
+    #: vocabularies). A server never lets a client set them (``aigiqa serve``).
+    file_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.defaults))
@@ -55,6 +58,10 @@ class Metric:
     ) -> np.ndarray:
         """Score a batch of RGB uint8 images (H, W, 3); returns a float64 array of len(images)."""
         raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Read every file the metric needs now instead of on first use (a server does this at
+        start-up). Raises AssetError naming the file if one is missing or unreadable."""
 
     # Identity -----------------------------------------------------------------------------------
     @property

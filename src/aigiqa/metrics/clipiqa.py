@@ -35,7 +35,7 @@ def attention_pool(pool: Any, x: Any, positional: bool) -> Any:
     x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)
     if positional:
         pos = F.interpolate(pool.positional_embedding[None, None], size=(x.shape[0], x.shape[2]),
-                            mode="bicubic")[0, 0]
+                            mode="bicubic", align_corners=False)[0, 0]
         x = x + pos[:, None, :].to(x.dtype)
     out, _ = F.multi_head_attention_forward(
         query=x, key=x, value=x, embed_dim_to_check=x.shape[-1], num_heads=pool.num_heads,
@@ -68,6 +68,8 @@ class CLIPIQA(TorchMetric):
         "positional_embedding": False,
         "batch_size": 16,
     }
+    #: open_clip reads a folder for ``model="local-dir:PATH"``, so ``model`` names files too.
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "model")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -79,7 +79,8 @@ def create_metric(name: str, **options: Any) -> Metric:
 
 
 def parse_metric_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """Split ``name:opt=value:opt2=value2`` into the name and its option strings."""
+    """Split ``name:opt=value:opt2=value2`` into the name and its option strings; an option
+    given twice is an error (which one was meant cannot be known)."""
     name, *parts = spec.strip().split(":")
     if not name:
         raise MetricError(f"empty metric name in {spec!r}")
@@ -88,6 +89,9 @@ def parse_metric_spec(spec: str) -> tuple[str, dict[str, str]]:
         key, sep, value = part.partition("=")
         if not sep or not key:
             raise MetricError(f"metric spec {spec!r}: option {part!r} is not of the form key=value")
+        if key in options:
+            raise MetricError(f"metric spec {spec!r}: option {key!r} is given twice "
+                              f"({key}={options[key]} and {key}={value}); give it once")
         options[key] = value
     return name, options
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import math
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from aigiqa.metrics.registry import list_metrics, metric_class
-from aigiqa.serve.batching import MetricPool
+from aigiqa.serve.batching import MicroBatcher
+from aigiqa.serve.budget import DecodeBudget
 from aigiqa.serve.config import ServeConfig
 from aigiqa.serve.limits import BodySizeLimit
 from aigiqa.serve.parsing import http_error, parse_json, parse_multipart
@@ -28,16 +27,16 @@ from aigiqa.serve.schemas import (
     Stats,
 )
 from aigiqa.serve.scoring import Scorer
+from aigiqa.serve.served import load_served, metric_info
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "Malformed multipart body",
         401: "Missing or wrong API key",
-        413: "Request body or image count over the limit",
+        413: "Request body, image count or pixel count over the limit",
         415: "Body is neither JSON nor multipart/form-data",
-        422: "Invalid body, metric spec or option",
-        503: "A metric's asset (parameter/weight file) is missing on the server",
+        422: "Invalid body, or a metric that is not served (or given options)",
         504: "The request took longer than the per-request timeout",
     }.items()
 }
@@ -51,7 +50,7 @@ _MULTIPART_SCHEMA = {
         "prompts": {"type": "array", "items": {"type": "string"},
                     "description": "One prompt per file, in order (or none at all)"},
         "metrics": {"type": "array", "items": {"type": "string"},
-                    "description": "Metric specs (repeated fields or comma-separated)"},
+                    "description": "Served metric ids (repeated fields or comma-separated)"},
     },
 }
 
@@ -79,20 +78,6 @@ def _auth_dependency(api_key: str) -> Callable[..., Any]:
     return check
 
 
-def _metric_info(name: str) -> MetricInfo:
-    cls = metric_class(name)
-    return MetricInfo(
-        name=cls.name, kind=cls.kind, lower_better=cls.lower_better,
-        needs_prompt=cls.needs_prompt,
-        score_range=None if cls.score_range is None else [
-            float(v) if math.isfinite(v) else None for v in cls.score_range],
-        description=cls.description or (cls.__doc__ or "").strip().split("\n")[0],
-        citation=cls.citation, version=str(cls.version),
-        options={k: v if isinstance(v, str | int | float | bool | None) else str(v)
-                 for k, v in cls.defaults.items()},
-    )
-
-
 def _openapi_with_request_models(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """FastAPI's schema plus the JSON request models, which the route reads by hand."""
 
@@ -110,28 +95,39 @@ def _openapi_with_request_models(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return build
 
 
-def create_app(config: ServeConfig | None = None) -> FastAPI:
-    """Build the scoring service; metrics in ``config.preload`` are created at start-up."""
-    config = (config or ServeConfig()).validate()
+def create_app(config: ServeConfig) -> FastAPI:
+    """Build the scoring service for ``config.metrics``, all created and prepared now.
+
+    Raises ServeConfigError (one line naming the metric and the file) if one cannot be served.
+    """
+    config = config.validate()
+    served = load_served(config.metrics)
+    infos = [metric_info(served_id, metric) for served_id, metric in served.items()]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        executor = ThreadPoolExecutor(config.score_threads, thread_name_prefix="aigiqa-score")
-        pool = MetricPool(size=config.cache_size, max_batch=config.max_batch,
-                          max_wait_ms=config.max_wait_ms, executor=executor)
-        app.state.scorer = Scorer(config, pool)
+        scoring = ThreadPoolExecutor(config.score_threads, thread_name_prefix="aigiqa-score")
+        decoding = ThreadPoolExecutor(config.score_threads, thread_name_prefix="aigiqa-decode")
+        batchers = {
+            served_id: MicroBatcher(metric, max_batch=config.max_batch, name=served_id,
+                                    max_wait_ms=config.max_wait_ms, executor=scoring)
+            for served_id, metric in served.items()
+        }
+        app.state.scorer = Scorer(config, batchers, DecodeBudget(config.max_decoded_bytes),
+                                  decoding)
         try:
-            for spec in config.preload:
-                await pool.get(spec)
             yield
         finally:
-            await pool.close()
-            executor.shutdown(wait=True)
+            await asyncio.gather(*(b.close() for b in batchers.values()))
+            decoding.shutdown(wait=True)
+            scoring.shutdown(wait=True)
 
     app = FastAPI(title="aigiqa scoring service", version="1",
-                  description="Quality scores of (AI-generated) images by registered metrics.",
+                  description="Quality scores of (AI-generated) images by the metrics its "
+                  "operator configured.",
                   lifespan=lifespan)
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_request_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_request_bytes,
+                       max_json_bytes=config.max_json_bytes)
     guard = [Depends(_auth_dependency(config.api_key))] if config.api_key else []
 
     @app.get("/healthz", response_model=Health, tags=["service"])
@@ -142,26 +138,34 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     @app.get("/v1/metrics", response_model=list[MetricInfo], dependencies=guard,
              responses={401: _ERRORS[401]}, tags=["metrics"])
     async def metrics() -> list[MetricInfo]:
-        """Every registered metric with its metadata and option defaults."""
-        return [_metric_info(name) for name in list_metrics()]
+        """The served metrics: id, metadata, options (file-valued ones named, not shown)."""
+        return infos
 
     @app.get("/v1/stats", response_model=Stats, dependencies=guard,
              responses={401: _ERRORS[401]}, tags=["service"])
     async def stats(request: Request) -> Stats:
-        """Warm metrics and their micro-batching counters."""
-        pool = request.app.state.scorer.pool
-        return Stats.model_validate({"warm": pool.warm(), "batching": pool.stats()})
+        """Micro-batching counters per served metric id; the decoded-bytes budget."""
+        scorer: Scorer = request.app.state.scorer
+        budget = scorer.budget
+        return Stats.model_validate({
+            "batching": {served_id: {"batches": b.batches, "items": b.items,
+                                     "mean_batch": b.items / b.batches if b.batches else None}
+                         for served_id, b in scorer.batchers.items()},
+            "decoded": {"capacity_bytes": budget.capacity, "in_use_bytes": budget.in_use,
+                        "peak_bytes": budget.peak, "waiting": budget.waiting},
+        })
 
     @app.post(
         "/v1/score", response_model=ScoreResponse, dependencies=guard, tags=["metrics"],
-        responses={code: _ERRORS[code] for code in (400, 401, 413, 415, 422, 503, 504)},
+        responses={code: _ERRORS[code] for code in (400, 401, 413, 415, 422, 504)},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}},
             "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
         }}},
     )
     async def score(request: Request) -> ScoreResponse:
-        """Score images (multipart upload, or JSON paths inside the allowed folder).
+        """Score images (multipart upload, or JSON paths inside the allowed folder) with served
+        metrics, named by id.
 
         Every image gets its scores per metric; an unreadable image or a failing metric is
         reported on that image only.
@@ -169,16 +173,16 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         scorer: Scorer = request.app.state.scorer
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            async with asyncio.timeout(config.timeout_s):
+            async with asyncio.timeout(config.timeout_s), AsyncExitStack() as stack:
                 if kind == "multipart/form-data":
-                    items, specs = await parse_multipart(request, config)
+                    items, ids = await parse_multipart(request, config, stack)
                 elif kind == "application/json":
-                    items, specs = await parse_json(request, config)
+                    items, ids = await parse_json(request, config)
                 else:
                     raise http_error(415, f"content type {kind or 'none'!r} is not accepted; send "
                                      "multipart/form-data (uploads) or application/json (paths)")
-                scorer.check_counts(len(items), specs)
-                return await scorer.run(items, specs)
+                ids = scorer.check_counts(len(items), ids)
+                return await scorer.run(items, ids)
         except TimeoutError:
             message = f"request took longer than {config.timeout_s:g} s (--timeout)"
             raise http_error(504, message) from None

@@ -25,7 +25,8 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     images: list[ImageRef] = Field(min_length=1)
     metrics: list[str] = Field(
-        min_length=1, description='Metric specs, name[:opt=value…], e.g. "entropy:bins=64"'
+        min_length=1, description="Ids of served metrics (GET /v1/metrics), e.g. \"niqe\"; "
+        "their options are fixed by the operator",
     )
 
 
@@ -34,22 +35,23 @@ class ItemResult(BaseModel):
 
     index: int = Field(description="Position of the image in the request")
     name: str = Field(description="Uploaded file name or the path given")
-    scores: dict[str, float] = Field(description="Score per metric spec (as requested)")
-    errors: dict[str, str] = Field(description="Error per metric spec that failed on this image")
+    scores: dict[str, float] = Field(description="Score per metric id")
+    errors: dict[str, str] = Field(description="Error per metric id that failed on this image")
     error: str | None = Field(default=None, description="Why the image could not be read")
 
 
 class ScoreResponse(BaseModel):
     """Result of POST /v1/score: one entry per image, in request order."""
 
-    metrics: list[str]
+    metrics: list[str] = Field(description="Metric ids, as requested")
     results: list[ItemResult]
 
 
 class MetricInfo(BaseModel):
-    """Registry metadata of one metric."""
+    """One served metric: its id, registry metadata and the options the operator fixed."""
 
-    name: str
+    id: str = Field(description="What clients name in 'metrics'")
+    name: str = Field(description="Registered metric name")
     kind: str
     lower_better: bool
     needs_prompt: bool
@@ -58,7 +60,9 @@ class MetricInfo(BaseModel):
     description: str
     citation: str
     version: str
-    options: dict[str, Any] = Field(description="Option names and their defaults")
+    options: dict[str, Any] = Field(description="Option values (fixed by the operator)")
+    file_options: list[str] = Field(
+        description="Options naming files on the server (set by the operator; not shown)")
 
 
 class Health(BaseModel):
@@ -68,18 +72,27 @@ class Health(BaseModel):
 
 
 class BatchStats(BaseModel):
-    """Micro-batching counters of one warm metric."""
+    """Micro-batching counters of one served metric."""
 
     batches: int
     items: int
     mean_batch: float | None
 
 
-class Stats(BaseModel):
-    """GET /v1/stats: warm metrics (least recently used first) and their batching counters."""
+class DecodeStats(BaseModel):
+    """The server-wide budget of bytes of images being decoded or held until scored."""
 
-    warm: list[str]
+    capacity_bytes: int = Field(description="The budget (--max-decoded-bytes)")
+    in_use_bytes: int = Field(description="Reserved now")
+    peak_bytes: int = Field(description="Most reserved at once since start-up")
+    waiting: int = Field(description="Images waiting for bytes now")
+
+
+class Stats(BaseModel):
+    """GET /v1/stats: micro-batching counters per served metric id, and the decode budget."""
+
     batching: dict[str, BatchStats]
+    decoded: DecodeStats
 
 
 class ErrorDetail(BaseModel):

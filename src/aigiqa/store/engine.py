@@ -9,7 +9,10 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from aigiqa.errors import AigiqaError
+from aigiqa.files import check_folder, reason
 
+#: The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
 #: Seconds a SQLite connection waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
@@ -56,13 +59,44 @@ def make_engine(
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise AigiqaError(f"{path}: cannot create the store's folder ({exc})") from exc
+            check_folder(path.parent, "the database's folder")  # names a file in the way
+            raise AigiqaError(f"{path}: cannot create the database's folder ({reason(exc)})") \
+                from exc
         engine = create_engine(
             f"sqlite:///{path}", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **pool, **kwargs
         )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def check_sqlite_file(path: Path, what: str = "the score store", option: str = "--store") -> None:
+    """Raise AigiqaError naming ``path`` unless it is a SQLite file (or not there yet) that this
+    process can write, in a folder it can write in (WAL creates ``-wal``/``-shm`` files beside
+    it). Nothing is changed: a file that is not a database is left as it is, never replaced."""
+    if path.exists() and not path.is_file():
+        raise AigiqaError(f"{path}: {what} must be a SQLite file, and this is not a regular file; "
+                          f"choose another {option}")
+    check_folder(path.parent, f"the folder of {what}", option)  # SQLite's WAL files go there
+    if not path.exists():
+        return
+    try:
+        with open(path, "r+b") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise AigiqaError(f"{path}: {what} cannot be written ({reason(exc)}); make it writable or "
+                          f"choose another {option}") from None
+    if head and head != SQLITE_HEADER:
+        raise AigiqaError(f"{path}: not a SQLite database, so it cannot be {what} (the file was "
+                          f"left unchanged); move it away or choose another {option}")
+
+
+def sqlite_path(url_or_path: str | Path | None) -> Path | None:
+    """The SQLite file a plain path names (absolute), as ``make_engine`` opens it; None for a
+    URL or an in-memory database."""
+    if _in_memory(url_or_path) or "://" in str(url_or_path):
+        return None
+    return Path(url_or_path).expanduser().absolute()  # type: ignore[arg-type]
 
 
 def sqlite_file(engine: Engine) -> Path | None:

@@ -11,6 +11,7 @@ their column are refused on SQLite too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -21,16 +22,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, String, Table, delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from aigiqa.errors import AigiqaError
-from aigiqa.store.engine import make_engine
+from aigiqa.store.engine import check_sqlite_file, make_engine, sqlite_file, sqlite_path
 from aigiqa.store.models import Base, FileHash, MetricInfo, Score
 
 if TYPE_CHECKING:
     from aigiqa.metrics.base import Metric
+
+T = TypeVar("T")
 
 #: Parameters per IN (...) list or multi-row statement; below SQLite's oldest limit of 999.
 CHUNK = 500
@@ -64,6 +68,22 @@ def prompt_input_hash(content_hash: str, prompt: str) -> str:
     return hashlib.sha256(f"{content_hash}\0{prompt}".encode()).hexdigest()
 
 
+def _sql(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Method decorator: a database error becomes one AigiqaError naming the store."""
+
+    def wrap(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def inner(self: ScoreStore, *args: Any, **kwargs: Any) -> T:
+            try:
+                return method(self, *args, **kwargs)
+            except DBAPIError as exc:
+                raise self._error(action, exc) from exc
+
+        return inner
+
+    return wrap
+
+
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -77,8 +97,32 @@ class ScoreStore:
     """
 
     def __init__(self, url_or_path: str | Path | None = None, *, engine: Engine | None = None):
+        planned = None if engine is not None else sqlite_path(url_or_path)
+        if planned is not None:
+            check_sqlite_file(planned)  # before make_engine creates anything
         self.engine = engine if engine is not None else make_engine(url_or_path)
-        Base.metadata.create_all(self.engine)
+        self.file = sqlite_file(self.engine)
+        if self.file is not None and self.file != planned:
+            check_sqlite_file(self.file)
+        try:
+            Base.metadata.create_all(self.engine)
+        except DBAPIError as exc:
+            self.engine.dispose()
+            raise self._error("opening it", exc) from exc
+
+    def _error(self, action: str, exc: DBAPIError) -> AigiqaError:
+        """One line naming the store, what failed and what to do; nothing stored is touched."""
+        text = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = self.file or self.engine.url.render_as_string(hide_password=True)
+        low = text.lower()
+        if "malformed" in low or "not a database" in low or "corrupt" in low:
+            todo = ("the file is damaged: restore it from a backup, or move it away and run "
+                    "again with a new --store (its scores are then computed again)")
+        elif "readonly" in low or "read-only" in low or "unable to open" in low:
+            todo = "make the file and its folder writable, or choose another --store"
+        else:
+            todo = "scores committed before this are kept; fix the cause and run again"
+        return AigiqaError(f"{where}: the score store failed while {action} ({text}); {todo}")
 
     def __repr__(self) -> str:
         return f"ScoreStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -93,6 +137,7 @@ class ScoreStore:
         self.close()
 
     # Metrics ------------------------------------------------------------------------------------
+    @_sql("recording a metric")
     def register_metric(self, metric: Metric) -> None:
         """Record a metric configuration (key, spec, version, options) if not known yet."""
         row = {
@@ -107,6 +152,7 @@ class ScoreStore:
             _insert_ignore(conn, MetricInfo.__table__, [row], ["key"])
 
     # File hashes --------------------------------------------------------------------------------
+    @_sql("looking up file hashes")
     def content_hashes(
         self,
         paths: Sequence[str | Path],
@@ -212,6 +258,7 @@ class ScoreStore:
         return rows, failed
 
     # Scores -------------------------------------------------------------------------------------
+    @_sql("looking up scores")
     def lookup(self, metric_key: str, input_hashes: Iterable[str]) -> dict[str, StoredScore]:
         """Cached scores (and failures) of one metric for these input hashes, one query a chunk."""
         wanted = list(dict.fromkeys(input_hashes))
@@ -227,6 +274,7 @@ class ScoreStore:
                     found[input_hash] = StoredScore(value, error)
         return found
 
+    @_sql("storing scores")
     def add(self, rows: Iterable[tuple[str, str, float | None, str | None]]) -> None:
         """Store (metric_key, input_hash, value, error) rows in one transaction; a row whose key
         is already stored is left as it is (insert-on-conflict-do-nothing). A NaN or infinite
@@ -244,6 +292,7 @@ class ScoreStore:
             for chunk in _chunks(records):
                 _insert_ignore(conn, Score.__table__, list(chunk), ["metric_key", "input_hash"])
 
+    @_sql("deleting cached failures")
     def forget_failures(self, metric_key: str, input_hashes: Iterable[str]) -> None:
         """Delete cached failures of one metric for these inputs, so they are scored again."""
         wanted = list(dict.fromkeys(input_hashes))
@@ -257,6 +306,7 @@ class ScoreStore:
                     )
                 )
 
+    @_sql("counting scores")
     def count(self, metric_key: str | None = None, *, failed: bool | None = None) -> int:
         """Number of stored scores, optionally of one metric and only failures/successes."""
         query = select(func.count()).select_from(Score)

@@ -8,7 +8,8 @@ Routes (``{token}``: a subject's personal token, ``{admin}``: the study's admin 
 - ``POST /api/s/{token}/ratings``: JSON ``{"trial_id", "value", "submission_id"}`` with the
   header ``X-CSRF-Token``; 200 with ``{"rating", "state"}`` only after COMMIT;
 - ``GET /admin/{admin}``: progress per subject, repeat consistency, export links;
-  ``GET /admin/{admin}/ratings.csv`` and ``GET /admin/{admin}/mos.csv?method=mos``;
+  ``GET /admin/{admin}/ratings.csv`` and ``GET /admin/{admin}/mos.csv?method=mos`` (warnings of
+  the MOS computation, e.g. a degenerate MLE fit, in the ``X-Aigiqa-Warning`` header);
 - ``GET /healthz``.
 
 Status codes: unknown token or another subject's trial → 404; score off the scale or its step,
@@ -69,6 +70,9 @@ from aigiqa.store.study import (
 )
 from aigiqa.study.export import ratings_csv, repeat_consistency, study_mos
 from aigiqa.study.timing import TIMING_ENV, TimingLog, TimingMiddleware, loop_lag
+
+#: Response header of the admin MOS export carrying the computation's warnings (one line).
+MOS_WARNING_HEADER = "X-Aigiqa-Warning"
 
 HERE = Path(__file__).parent
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
@@ -290,8 +294,12 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None,
         except AigiqaError as exc:  # compute_mos refused the method or the ratings
             raise HTTPException(422, str(exc)) from None
         text = result.table.to_csv(index=False, float_format="%.6g")
-        return Response(text, media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="study{study.id}-mos-{method}.csv"'})
+        headers = {
+            "Content-Disposition": f'attachment; filename="study{study.id}-mos-{method}.csv"'}
+        if result.warnings:  # e.g. a degenerate MLE fit: the CLI prints the same lines
+            headers[MOS_WARNING_HEADER] = " | ".join(result.warnings).encode(
+                "ascii", "backslashreplace").decode("ascii")
+        return Response(text, media_type="text/csv", headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

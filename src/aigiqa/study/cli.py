@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from aigiqa.errors import AigiqaError
+from aigiqa.files import check_file, write_text
 
 app = typer.Typer(help="Plan, serve and export a subjective rating study.", no_args_is_help=True)
 
@@ -42,6 +44,8 @@ def create(
     from aigiqa.study.plan import create_study
 
     try:
+        if links is not None:  # before the study exists: its tokens are shown only once
+            check_file(links, "the subject links", "--links")
         study = create_study(db, database, root, subjects=subjects, design=design,
                              ratings_per_image=ratings_per_image or None, training=training,
                              repeats=repeats, session_size=session_size, seed=seed,
@@ -54,12 +58,16 @@ def create(
                f"{sum(study.n_trials.values())} trials")
     typer.echo(f"admin: {base}{study.admin_path}")
     if links is not None:
-        links.parent.mkdir(parents=True, exist_ok=True)
-        with links.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["subject", "token", "link", "trials"])
-            for s in study.subjects:
-                writer.writerow([s.label, s.token, f"{base}{s.path}", study.n_trials[s.label]])
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["subject", "token", "link", "trials"])
+        for s in study.subjects:
+            writer.writerow([s.label, s.token, f"{base}{s.path}", study.n_trials[s.label]])
+        try:  # mode 0600 from its creation: the tokens are the subjects' passwords
+            write_text(links, text.getvalue(), "the subject links", private=True)
+        except AigiqaError as exc:
+            typer.echo(text.getvalue())  # the only copy of the tokens
+            _fail(exc)
         typer.echo(f"subject links: {links} (keep it private; tokens are not stored)")
     else:
         for s in study.subjects:
@@ -111,8 +119,11 @@ def export(
     """Export raw ratings, MOS (rating trials; repeats excluded) and progress as CSV."""
     from aigiqa.study.export import export_study
 
+    def warn(text: str) -> None:
+        typer.echo(f"warning: {text}", err=True)
+
     try:
-        paths = export_study(db, out, method=method, study_id=study_id)
+        paths = export_study(db, out, method=method, study_id=study_id, warn=warn)
     except AigiqaError as exc:
         _fail(exc)
         return

@@ -8,12 +8,16 @@ a session may hold too few ratings for a standard deviation).
 
 from __future__ import annotations
 
+import json
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from aigiqa.files import check_folder, write_text
 from aigiqa.store.study import StudyError, StudyStore
 
 if TYPE_CHECKING:
@@ -64,24 +68,39 @@ def repeat_consistency(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def export_study(store_url: str | Path, out: str | Path, *, method: str = "mos",
-                 study_id: int | None = None) -> dict[str, Path]:
-    """Write ``ratings.csv``, ``mos.csv`` (if anything is rated) and ``progress.csv`` of one
-    study (default: the only or latest one) into ``out``; returns the paths by name."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+                 study_id: int | None = None,
+                 warn: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Write ``ratings.csv``, ``mos.csv`` and ``mos-report.json`` (if anything is rated) and
+    ``progress.csv`` of one study (default: the only or latest one) into ``out``; returns the
+    paths by name. What the MOS alone cannot show (e.g. a degenerate MLE fit) is in the report's
+    ``warnings`` and goes to ``warn`` (default: ``warnings.warn``, a RuntimeWarning)."""
+    from aigiqa.subjective.mle import DEGENERATE
+
+    out = check_folder(out, "the export folder", "--out")
     with StudyStore(store_url) as store:
         ids = store.study_ids()
         if not ids:
             raise StudyError(f"{store_url}: no study stored")
         sid = ids[-1] if study_id is None else study_id
         paths = {"ratings": out / "ratings.csv", "progress": out / "progress.csv"}
-        paths["ratings"].write_text(ratings_csv(store, sid), encoding="utf-8")
-        store.progress(sid).to_csv(paths["progress"], index=False)
+        write_text(paths["ratings"], ratings_csv(store, sid), "the ratings export")
+        write_text(paths["progress"], store.progress(sid).to_csv(index=False),
+                   "the progress export")
         if store.count_ratings(sid):
             try:
-                result = study_mos(store, sid, method)
+                with warnings.catch_warnings():  # passed on below, through ``warn``
+                    warnings.filterwarnings("ignore", message=DEGENERATE)
+                    result = study_mos(store, sid, method)
             except StudyError:
                 result = None  # only training/repeat ratings so far
             if result is not None:
                 paths["mos"] = result.to_csv(out / "mos.csv")
+                report = json.dumps(result.report, indent=2, default=str)
+                paths["mos_report"] = write_text(out / "mos-report.json", report,
+                                                 "the MOS report")
+                for text in result.warnings:
+                    if warn is None:
+                        warnings.warn(text, RuntimeWarning, stacklevel=2)
+                    else:
+                        warn(text)
     return paths

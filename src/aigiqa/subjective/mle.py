@@ -39,7 +39,7 @@ from scipy import stats
 from aigiqa.subjective.ratings import RatingsError
 from aigiqa.subjective.stats import group_count, group_mean
 
-__all__ = ["SubjectModel", "fit_subject_model"]
+__all__ = ["DEGENERATE", "SubjectModel", "degeneracy_message", "fit_subject_model"]
 
 _EPS = 1e-8
 
@@ -59,6 +59,17 @@ class SubjectModel:
     converged: bool
     loglik: float  # log-likelihood per rating
     degenerate: np.ndarray  # codes of subjects whose υ_s collapsed to ~0
+
+
+#: How the degeneracy warning starts (``compute_mos`` also puts it in ``MosResult.warnings``).
+DEGENERATE = "MLE subject model is degenerate"
+
+
+def degeneracy_message(subjects: list[str]) -> str:
+    """The warning about a degenerate fit whose collapsed subjects are ``subjects``."""
+    return (f"{DEGENERATE}: the inconsistency of subject(s) {subjects} collapsed to ~0, so the "
+            "MOS of the images they rated equals their ratings (unbounded likelihood; too few "
+            "ratings per image?). Prefer method 'zscore' or 'bias_removed' for these data.")
 
 
 def fit_subject_model(score: np.ndarray, image: np.ndarray, subject: np.ndarray, n_images: int,
@@ -105,12 +116,8 @@ def fit_subject_model(score: np.ndarray, image: np.ndarray, subject: np.ndarray,
                                              scale=upsilon[subject])))
     degenerate = np.flatnonzero(upsilon < 1e-4 * np.median(upsilon))
     if len(degenerate):
-        warnings.warn(
-            f"MLE subject model is degenerate: the inconsistency of subject(s) "
-            f"{[str(names[i]) for i in degenerate]} collapsed to ~0, so the MOS of the images they "
-            "rated equals their ratings (unbounded likelihood; too few ratings per image?). "
-            "Prefer method 'zscore' or 'bias_removed' for these data.", RuntimeWarning,
-            stacklevel=3)
+        warnings.warn(degeneracy_message([str(names[i]) for i in degenerate]), RuntimeWarning,
+                      stacklevel=3)
     return SubjectModel(quality=psi, quality_se=quality_se, bias=delta, bias_se=bias_se,
                         inconsistency=upsilon, inconsistency_lo=lo, inconsistency_hi=hi,
                         n_iter=n_iter, converged=converged, loglik=loglik,

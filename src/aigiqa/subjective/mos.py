@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aigiqa.subjective.mle import fit_subject_model
+from aigiqa.subjective.mle import degeneracy_message, fit_subject_model
 from aigiqa.subjective.ratings import (
     Encoded,
     RatingsError,
@@ -101,11 +101,19 @@ class MosResult:
     subjects: pd.DataFrame
     report: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the numbers cannot show by themselves (e.g. a degenerate MLE fit); also in
+        ``report["warnings"]``. Every tool that writes the MOS shows them."""
+        return list(self.report.get("warnings", []))
+
     def to_csv(self, path: str | Path) -> Path:
-        """Write ``table`` as CSV (image, mos, std, se, ci95, n, sos); returns the path."""
-        path = Path(path)
-        self.table.to_csv(path, index=False, float_format="%.6g")
-        return path
+        """Write ``table`` as CSV (image, mos, std, se, ci95, n, sos), atomically; returns the
+        path (AigiqaError naming it if it cannot be written)."""
+        from aigiqa.files import write_text
+
+        text = self.table.to_csv(index=False, float_format="%.6g")
+        return write_text(Path(path), text, "the MOS CSV")
 
 
 def compute_mos(ratings: pd.DataFrame, *, method: str = "zscore",
@@ -142,7 +150,7 @@ def compute_mos(ratings: pd.DataFrame, *, method: str = "zscore",
         "method": method, "n_ratings": int(len(enc.score)), "n_subjects": enc.n_subjects,
         "n_images": enc.n_images, "n_subject_sessions": int(len(enc.groups)),
         "n_repeated_ratings": enc.n_repeated, "scale": None if scale is None else list(scale),
-        "screen": bool(screen),
+        "screen": bool(screen), "warnings": [],
     }
     subj = _subject_table(enc)
     if method == "zscore":
@@ -177,9 +185,12 @@ def compute_mos(ratings: pd.DataFrame, *, method: str = "zscore",
         subj["inconsistency"] = fit.inconsistency
         subj["inconsistency_lo"], subj["inconsistency_hi"] = (fit.inconsistency_lo,
                                                               fit.inconsistency_hi)
+        collapsed = [str(enc.subjects[i]) for i in fit.degenerate]
         report["mle"] = {"n_iter": fit.n_iter, "converged": fit.converged,
                          "loglik_per_rating": fit.loglik, "tol": mle_tol,
-                         "degenerate_subjects": [str(enc.subjects[i]) for i in fit.degenerate]}
+                         "degenerate_subjects": collapsed}
+        if collapsed:
+            report["warnings"].append(degeneracy_message(collapsed))
     else:
         mos = group_mean(values[keep], k_img, enc.n_images)
         std = group_std(values[keep], k_img, enc.n_images, mean=mos)

@@ -51,11 +51,13 @@ def _fail(message: str, bad: pd.Series | pd.DataFrame, text: pd.Series | None,
     raise RatingsError(message, [w + v for w, v in zip(where, values, strict=True)])
 
 
-def read_ratings(path: str | Path) -> pd.DataFrame:
+def read_ratings(path: str | Path, *, scale: tuple[float, float] | None = None) -> pd.DataFrame:
     """Read and validate a ratings CSV (``subject, image, score[, session]``).
 
-    Returns a DataFrame with ``subject``, ``image`` (and ``session``) as str and ``score`` as
-    float64, in file order, index = 0-based data row (CSV line = index + 2).
+    With ``scale=(lo, hi)`` a score outside is an error naming the file and its CSV line (check
+    the scale here rather than only in ``compute_mos``, which sees rows, not lines). Returns a
+    DataFrame with ``subject``, ``image`` (and ``session``) as str and ``score`` as float64, in
+    file order, index = 0-based data row (CSV line = index + 2).
     """
     path = Path(path)
     if not path.is_file():
@@ -65,7 +67,7 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
                             na_values={"score": ["", "NaN", "nan", "NA"]}, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise RatingsError(f"{path}: not a readable CSV file ({exc})") from exc
-    return validate_ratings(frame, source=str(path))
+    return validate_ratings(frame, scale=scale, source=str(path))
 
 
 def validate_ratings(frame: pd.DataFrame, *, scale: tuple[float, float] | None = None,

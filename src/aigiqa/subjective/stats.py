@@ -96,7 +96,8 @@ def split_half_srcc(values: np.ndarray, image: np.ndarray, subject: np.ndarray, 
         used.append(int(ok.sum()))
         if ok.sum() < 3:
             continue
-        ranks_a, ranks_b = stats.rankdata(mos_a[ok]), stats.rankdata(mos_b[ok])
+        ranks_a = stats.rankdata(mos_a[ok], method="average")
+        ranks_b = stats.rankdata(mos_b[ok], method="average")
         rs.append(float(np.corrcoef(ranks_a, ranks_b)[0, 1]))  # Spearman's rho, average ties
     if not rs:
         return {"srcc": float("nan"), "srcc_std": float("nan"),

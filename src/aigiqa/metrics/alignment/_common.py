@@ -103,7 +103,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return dict(load_file(str(path)))
+        try:
+            return dict(load_file(str(path)))
+        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError…
+            text = " ".join(str(exc).split())[:300]
+            raise AssetError(f"{path}: not a readable safetensors file ({type(exc).__name__}: "
+                             f"{text}); fix or replace the file") from exc
     try:
         with warnings.catch_warnings():  # a TorchScript archive: torch.load says it dispatches
             warnings.simplefilter("ignore", UserWarning)
@@ -172,14 +177,18 @@ class TorchMetric(Metric):
     needs_prompt: ClassVar[bool] = True
     _built: bool = False
 
+    def prepare(self) -> None:
+        """Build the model from its weights now (AssetError if they do not load)."""
+        if not self._built:
+            self._build()
+            self._built = True
+
     def score(
         self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
     ) -> np.ndarray:
         """Score (image, prompt) pairs; returns float64 (len(images),)."""
         self.check_batch(images, prompts)
-        if not self._built:
-            self._build()
-            self._built = True
+        self.prepare()
         import torch
 
         out = np.empty(len(images), dtype=np.float64)

@@ -40,6 +40,7 @@ class BLIPScore(TorchMetric):
     citation: ClassVar[str] = "Li et al., BLIP, ICML 2022; as in Xu et al., ImageReward, 2023"
     description: ClassVar[str] = "cos of BLIP projected image and text features"
     defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "vocab": "", "batch_size": 16}
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "vocab")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -32,6 +32,8 @@ class CLIPScore(TorchMetric):
         "prefix": "A photo depicts ",
         "batch_size": 16,
     }
+    #: open_clip reads a folder for ``model="local-dir:PATH"``, so ``model`` names files too.
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "model")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -75,6 +75,8 @@ class HPSv2(TorchMetric):
         "model": "ViT-H-14",
         "batch_size": 16,
     }
+    #: open_clip reads a folder for ``model="local-dir:PATH"``, so ``model`` names files too.
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "model")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -51,6 +51,7 @@ class ImageReward(TorchMetric):
     citation: ClassVar[str] = "Xu et al., ImageReward, NeurIPS 2023"
     description: ClassVar[str] = "BLIP cross-attention [CLS] feature → MLP, normalised"
     defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "vocab": "", "batch_size": 16}
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "vocab")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -111,6 +111,7 @@ class PickScore(TorchMetric):
     citation: ClassVar[str] = "Kirstain et al., Pick-a-Pic, NeurIPS 2023"
     description: ClassVar[str] = "logit_scale·cos of the PickScore_v1 CLIP-H embeddings"
     defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "batch_size": 16}
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint",)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

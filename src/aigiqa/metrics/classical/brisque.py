@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aigiqa.errors import MetricError
+from aigiqa.errors import AssetError, MetricError
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import register_metric
 
@@ -123,9 +123,10 @@ class SvrModel:
                     feature_max=data["feature_max"], lower=float(data["lower"]),
                     upper=float(data["upper"]), higher_better=bool(data["higher_better"]),
                 )
-        except (OSError, ValueError, KeyError) as exc:
-            raise MetricError(
-                f"metric 'brisque': {path} is not a saved BRISQUE model: {exc}"
+        except Exception as exc:  # noqa: BLE001 - numpy/zipfile raise many kinds
+            raise AssetError(
+                f"metric 'brisque': {path} is not a saved BRISQUE model ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:300]}); fix or replace the file"
             ) from exc
 
 
@@ -163,9 +164,10 @@ def read_libsvm_model(model_path: Path, range_path: Path) -> SvrModel:
             support, coef, float(header["rho"]), float(header["gamma"]), fmin, fmax, *low_up,
             from_text=True,
         )
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise MetricError(
-            f"metric 'brisque': cannot read libsvm model {model_path} / ranges {range_path}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any fault of the files
+        raise AssetError(
+            f"metric 'brisque': cannot read libsvm model {model_path} / ranges {range_path} "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); fix or replace the files"
         ) from exc
 
 
@@ -179,17 +181,27 @@ def _read_ranges(path: Path) -> tuple[tuple[float, float], dict[int, tuple[float
 
 
 def load_model(model: str) -> SvrModel:
-    """"live" (the registered libsvm assets) or the path of a model saved by ``SvrModel.save``."""
+    """"live" (the registered libsvm assets) or the path of a model saved by ``SvrModel.save``;
+    AssetError if the files are missing or unreadable (a run then ends instead of storing a
+    failure for every image)."""
     from aigiqa.assets import asset_path
 
     if model == "live":
         return read_libsvm_model(asset_path(MODEL_ASSET), asset_path(RANGE_ASSET))
-    if model.startswith("fitted:"):
-        raise MetricError(
+    if model.startswith("fitted:"):  # AssetError: the model is not here, whatever the image
+        raise AssetError(
             f"metric 'brisque': model {model!r} was fitted in another session; save() it and "
             "pass the file as model=PATH"
         )
-    return SvrModel.load(asset_path(MODEL_ASSET, model))
+    path = asset_path(MODEL_ASSET, model)
+    loaded = SvrModel.load(path)
+    shapes = (loaded.support.shape, loaded.coef.shape, loaded.feature_min.shape,
+              loaded.feature_max.shape)
+    n = loaded.support.shape[0] if loaded.support.ndim == 2 else -1
+    if shapes != ((n, 36), (n,), (36,), (36,)):
+        raise AssetError(f"metric 'brisque': {path}: expected support (n, 36), coef (n,) and "
+                         f"feature ranges (36,), found {shapes}; fix or replace the file")
+    return loaded
 
 
 @register_metric
@@ -213,11 +225,16 @@ class Brisque(Metric):
     )
     description: ClassVar[str] = "BRISQUE, LIVE release (MATLAB + libsvm exact)"
     defaults: ClassVar[dict[str, Any]] = {"model": "live", "text_rounding": True}
+    file_options: ClassVar[tuple[str, ...]] = ("model",)
     version: ClassVar[str] = "1"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._model: SvrModel | None = None
+
+    def prepare(self) -> None:
+        """Read the SVR model now (AssetError if its file is missing or unreadable)."""
+        self.model  # noqa: B018 - loads on first access
 
     @property
     def model(self) -> SvrModel:
@@ -272,7 +289,10 @@ class Brisque(Metric):
         feats, y = feats[ok], y[ok]
         fmin, fmax = feats.min(axis=0), feats.max(axis=0)
         model = SvrModel(np.zeros((0, 36)), np.zeros(0), 0.0, gamma, fmin, fmax)
-        svr = SVR(kernel="rbf", gamma=gamma, C=c, epsilon=epsilon).fit(model.scale(feats), y)
+        # libsvm's stopping tolerance and shrinking as svm-train's defaults (-e 0.001 -h 1),
+        # spelled out so that a change of scikit-learn's defaults cannot move the model
+        svr = SVR(kernel="rbf", gamma=gamma, C=c, epsilon=epsilon, tol=1e-3, shrinking=True)
+        svr.fit(model.scale(feats), y)
         model.support = np.asarray(svr.support_vectors_, dtype=np.float64)
         model.coef = np.ravel(svr.dual_coef_).astype(np.float64)
         model.rho = float(-svr.intercept_[0])

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aigiqa.errors import MetricError
+from aigiqa.errors import AssetError, MetricError
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import register_metric
 
@@ -127,6 +127,7 @@ class Niqe(Metric):
     )
     description: ClassVar[str] = "NIQE, LIVE release (MATLAB-exact)"
     defaults: ClassVar[dict[str, Any]] = {"model": "live", "block_size": 96}
+    file_options: ClassVar[tuple[str, ...]] = ("model",)
     version: ClassVar[str] = "1"
 
     def __init__(self, **options: Any) -> None:
@@ -137,6 +138,10 @@ class Niqe(Metric):
         self._params: tuple[np.ndarray, np.ndarray] | None = None
 
     # Parameters ---------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Read the pristine model now (AssetError if its file is missing or unreadable)."""
+        self.params  # noqa: B018 - loads on first access
+
     @property
     def params(self) -> tuple[np.ndarray, np.ndarray]:
         """Pristine model (mu (36,), cov (36, 36)), loaded on first use."""
@@ -199,14 +204,16 @@ class Niqe(Metric):
 def load_model(model: str) -> tuple[np.ndarray, np.ndarray]:
     """Read a pristine model: "live" (the registered asset) or a ``.mat`` path holding
     ``mu_prisparam``/``cov_prisparam`` (LIVE, ``save``) or ``Mean``/``Covariance`` (the fields
-    of MATLAB's ``niqeModel``, e.g. ``s = struct(m); save(f, '-struct', 's')``)."""
+    of MATLAB's ``niqeModel``, e.g. ``s = struct(m); save(f, '-struct', 's')``).
+
+    A file that is missing, unreadable or not a model is an AssetError: a run then ends instead
+    of storing a failure for every image."""
     from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
 
     from aigiqa.assets import asset_path
 
-    if model.startswith("fitted:"):
-        raise MetricError(
+    if model.startswith("fitted:"):  # AssetError: the model is not here, whatever the image
+        raise AssetError(
             f"metric 'niqe': model {model!r} was fitted in another session; save() it and pass "
             "the file as model=PATH"
         )
@@ -217,11 +224,13 @@ def load_model(model: str) -> tuple[np.ndarray, np.ndarray]:
             data = {"mu_prisparam": data["Mean"], "cov_prisparam": data["Covariance"]}
         mu = np.ravel(data["mu_prisparam"]).astype(np.float64)
         cov = np.asarray(data["cov_prisparam"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, MatReadError) as exc:
-        raise MetricError(
+    except Exception as exc:  # noqa: BLE001 - scipy raises many kinds for a bad file
+        raise AssetError(
             f"metric 'niqe': {path} is not a NIQE model (.mat with mu_prisparam, cov_prisparam): "
-            f"{exc}"
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}; fix or replace the file"
         ) from exc
-    if mu.shape != (36,) or cov.shape != (36, 36):
-        raise MetricError(f"metric 'niqe': {path}: expected mu 1x36 and cov 36x36")
+    if mu.shape != (36,) or cov.shape != (36, 36) or not (np.isfinite(mu).all()
+                                                          and np.isfinite(cov).all()):
+        raise AssetError(f"metric 'niqe': {path}: expected finite mu 1x36 and cov 36x36, found "
+                         f"{mu.shape} and {cov.shape}; fix or replace the file")
     return mu, cov

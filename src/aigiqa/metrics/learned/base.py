@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from aigiqa.errors import MetricError
+from aigiqa.errors import AssetError, MetricError
 from aigiqa.metrics.base import Metric
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,11 +80,17 @@ _NESTED_KEYS = ("state_dict", "model", "params", "net", "model_state_dict")
 CHECKPOINT_FORMAT = "aigiqa-learned/1"
 
 
+class CheckpointError(AssetError, MetricError):
+    """A checkpoint file that cannot be read or does not fit the model. An AssetError (the
+    metric's own file is at fault, not an image: a run ends), and a MetricError as before."""
+
+
 class LearnedMetric(Metric):
     """Base of trainable torch metrics; see the module docstring for the hooks and options."""
 
     kind: ClassVar[str] = "learned"
     defaults: ClassVar[dict[str, Any]] = dict(LEARNED_DEFAULTS)
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint",)
     #: ImageNet normalisation used by :func:`to_tensor` unless a subclass changes it.
     mean: ClassVar[tuple[float, float, float]] = (0.485, 0.456, 0.406)
     std: ClassVar[tuple[float, float, float]] = (0.229, 0.224, 0.225)
@@ -148,6 +154,10 @@ class LearnedMetric(Metric):
         return "default"
 
     # Model life cycle ----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Build the model and load its checkpoint now."""
+        self.model  # noqa: B018 - builds on first access
+
     @property
     def device(self) -> torch.device:
         import torch
@@ -190,7 +200,8 @@ class LearnedMetric(Metric):
     def load_checkpoint(self, path: str | Path, strict: bool = True) -> dict[str, Any]:
         """Load weights from ``path`` into :attr:`model`; returns the checkpoint's aigiqa metadata.
 
-        Strict by default: a missing or unexpected key, or a shape mismatch, is a MetricError
+        Strict by default: a missing or unexpected key, or a shape mismatch, is a
+        CheckpointError (an AssetError: a run ends instead of storing a failure for every image)
         naming the file and the keys.
         """
         import torch
@@ -199,8 +210,9 @@ class LearnedMetric(Metric):
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds
-            raise MetricError(f"metric {self.name!r}: cannot read checkpoint {path} ({exc})") \
-                from exc
+            raise CheckpointError(f"metric {self.name!r}: cannot read checkpoint {path} "
+                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+                                  "fix or replace the file") from exc
         meta: dict[str, Any] = {}
         state = blob
         if isinstance(blob, dict):
@@ -210,8 +222,12 @@ class LearnedMetric(Metric):
                     state = blob[key]
                     break
         if not isinstance(state, dict):
-            raise MetricError(f"metric {self.name!r}: checkpoint {path} holds no state dict")
-        state = self.convert_state_dict(dict(state))
+            raise CheckpointError(f"metric {self.name!r}: checkpoint {path} holds no state dict")
+        try:
+            state = self.convert_state_dict(dict(state))
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(f"metric {self.name!r}: checkpoint {path} is not one of this "
+                                  f"model ({type(exc).__name__}: {exc})") from exc
         if self._model is None:
             self._model = self.new_model()
         model = self._model
@@ -226,12 +242,17 @@ class LearnedMetric(Metric):
             if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)
         ]
         if problems:
-            raise MetricError(f"metric {self.name!r}: checkpoint {path} does not fit the model",
-                              problems)
-        model.load_state_dict(state, strict=strict)
+            raise CheckpointError(f"metric {self.name!r}: checkpoint {path} does not fit the "
+                                  "model", problems)
+        try:
+            model.load_state_dict(state, strict=strict)
+            affine = meta.get("target_affine", (0.0, 1.0))
+            affine = (float(affine[0]), float(affine[1]))
+        except (RuntimeError, TypeError, ValueError, IndexError) as exc:  # a non-tensor value…
+            raise CheckpointError(f"metric {self.name!r}: checkpoint {path} does not fit the "
+                                  f"model ({' '.join(str(exc).split())[:300]})") from exc
         model.to(self.device).eval()
-        affine = meta.get("target_affine", (0.0, 1.0))
-        self._target_affine = (float(affine[0]), float(affine[1]))
+        self._target_affine = affine
         return meta
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:

@@ -247,7 +247,7 @@ def multiscale_patches(image: torch.Tensor, patch: int = 32, grid: int = 10,
     for scale_id, side in enumerate(sides):
         ratio = side / max(h, w)
         resized = F.interpolate(image.unsqueeze(0), (round(h * ratio), round(w * ratio)),
-                                mode="bicubic", align_corners=False)[0]
+                                mode="bicubic", align_corners=False, antialias=False)[0]
         parts.append(_tokens(resized, patch, grid, scale_id, math.ceil(side / patch) ** 2))
     if max_len_original is not None:
         parts.append(_tokens(image, patch, grid, len(sides), max_len_original))
