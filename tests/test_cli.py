@@ -218,6 +218,21 @@ def test_bench_and_databases_on_a_csv_database_with_options(tmp_path):
     assert "n     12" in scored and "srcc  1.0" in scored
 
 
+def test_train_and_study_create_take_database_options(tmp_path):
+    root = _csv_database(tmp_path / "db")
+    text = _ok(["train", "--metric", "effnet-lite0:size=32:backbone_lr=0", "--database", "csv",
+                "--root", root, *CSV_OPTIONS, "--out", tmp_path / "run", "--epochs", 1,
+                "--val-fraction", 0.5,
+                "--batch-size", 4, "--no-progress"])
+    assert "test: SRCC" in text and "(n=4)" in text
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["database"] == "csv"
+    links = tmp_path / "links.csv"
+    text = _ok(["study", "create", "--database", "csv", "--root", root, *CSV_OPTIONS,
+                "--subjects", 2, "--training", 0, "--db", tmp_path / "study.db",
+                "--links", links])
+    assert "2 subjects, 24 trials" in text and len(pd.read_csv(links)) == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["--option", "score_range=x"], "error: --option score_range='x': expected 2 numbers"),
     (["--option", "prompt_col=text"], "error: --option prompt_col: csv has no such option"),

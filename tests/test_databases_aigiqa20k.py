@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import aigiqa.images
 from aigiqa import load_database, validate_database
 from aigiqa.databases.aigiqa20k import GENERATORS, INFO, generator_prefix, read_release_layout
 from aigiqa.errors import AigiqaError, DatabaseError
+from synthetic import header_only_png
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -24,19 +23,6 @@ def write_png(path: Path, size: int = 8, value: int = 128) -> Path:
     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
     return path
 
-
-def bomb_png(path: Path, width: int = 100_000, height: int = 100_000) -> Path:
-    """A PNG whose header declares width x height pixels (no real pixel data)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 16)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
-                     + chunk(b"IEND", b""))
-    return path
 
 
 TRAIN = pd.DataFrame({
@@ -307,7 +293,7 @@ def test_unreadable_images_are_each_named(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:200])
     (root / "train" / "SDXL_Turbo_0001.png").write_bytes(b"")
     (root / "val" / "MJ_0005.png").write_bytes(b"this is not an image")
-    bomb_png(root / "test" / "SSD1B_0007.png")
+    (root / "test" / "SSD1B_0007.png").write_bytes(header_only_png(100_000, 100_000, idat=True))
     problems = validate_database("aigiqa20k", root)
     assert len(problems) == 4, problems
     text = "\n".join(problems)

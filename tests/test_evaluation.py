@@ -85,7 +85,7 @@ def test_no_fit_and_linear_fallback(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no convergence")
 
-    monkeypatch.setattr(ev, "_fit_logistic_z", broken)
+    monkeypatch.setattr(ev.point, "_fit_logistic_z", broken)
     linear = ev.evaluate(pred, truth)
     assert linear["fit_used"] == "linear"
     assert linear["plcc"] == pytest.approx(linear["plcc_raw"])  # PLCC is affine-invariant
@@ -150,7 +150,7 @@ def test_resampled_statistics_equal_scipy_on_each_resample(n, decimals):
     pred, truth = _data(n, seed=n, decimals=decimals)
     counts = ev.bootstrap_counts(n, 12, seed=7)
     assert counts.shape == (n, 12) and np.all(counts.sum(axis=0) == n)
-    res = ev._Resampled(truth, counts)
+    res = ev.resampling.Resampled(truth, counts)
     srcc, krcc, plcc = res.srcc(pred), res.krcc(pred), res.pearson(pred)
     for r in range(12):
         idx = np.repeat(np.arange(n), counts[:, r].astype(int))
@@ -250,7 +250,7 @@ def test_chunked_resampling_gives_the_same_intervals(monkeypatch):
     pred, truth = _data(250, seed=12, decimals=1)
     whole = ev.bootstrap_ci(pred, truth, n_resamples=120, seed=4)
     counts = ev.bootstrap_counts(250, 120, seed=4)
-    monkeypatch.setattr(ev, "CHUNK_ELEMENTS", 250 * 7)  # 7 resamples per chunk
+    monkeypatch.setattr(ev.resampling, "CHUNK_ELEMENTS", 250 * 7)  # 7 resamples per chunk
     chunked = ev.bootstrap_ci(pred, truth, n_resamples=120, seed=4)
     for stat, interval in whole.items():  # same resamples; sums in another order
         assert chunked[stat] == pytest.approx(interval, abs=1e-9)
@@ -260,5 +260,5 @@ def test_chunked_resampling_gives_the_same_intervals(monkeypatch):
 def test_same_numbers_without_threadpoolctl(monkeypatch):
     pred, truth = _data(200, seed=13)
     with_limits = ev.evaluate_many({"m": pred}, truth, bootstrap=50)
-    monkeypatch.setattr(ev, "ThreadpoolController", None)
+    monkeypatch.setattr(ev.point, "ThreadpoolController", None)
     pd.testing.assert_frame_equal(ev.evaluate_many({"m": pred}, truth, bootstrap=50), with_limits)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -25,6 +23,7 @@ from aigiqa.serve.cli import app as serve_cli
 from aigiqa.serve.cli import build_config
 from aigiqa.serve.config import MAX_PIXELS, ServeConfigError
 from aigiqa.serve.live import running_server
+from synthetic import header_only_png
 
 #: What the module's server serves: id -> spec.
 SERVED = {"entropy": "entropy", "e64": "entropy:bins=64", "sharpness": "sharpness",
@@ -49,14 +48,6 @@ def flat_png(width: int, height: int) -> bytes:
 def decoded(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height pixels, with no pixel data (a few dozen bytes)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 class _Prompted(Metric):
@@ -170,7 +161,7 @@ def test_bad_uploads_fail_only_their_item(server: httpx.Client) -> None:
 
 
 def test_header_only_bomb_is_rejected_without_decoding(server: httpx.Client) -> None:
-    response = upload(server, [("bomb.png", bomb_png(50_000, 50_000))], "entropy")
+    response = upload(server, [("bomb.png", header_only_png(50_000, 50_000))], "entropy")
     assert response.status_code == 200
     assert "decompression bomb" in response.json()["results"][0]["error"]
 

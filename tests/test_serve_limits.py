@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
@@ -24,6 +22,7 @@ from aigiqa.serve.budget import DecodeBudget
 from aigiqa.serve.config import MAX_PIXELS, ServeConfigError
 from aigiqa.serve.inputs import DECODE_BYTES_PER_PIXEL, MOST_BYTES_PER_PIXEL
 from aigiqa.serve.live import running_server
+from synthetic import header_only_png
 
 
 def png(side: int, seed: int = 0) -> bytes:
@@ -32,14 +31,6 @@ def png(side: int, seed: int = 0) -> bytes:
     Image.fromarray(pixels).save(buf, "PNG")
     return buf.getvalue()
 
-
-def header_only_png(width: int, height: int) -> bytes:
-    """A PNG header claiming width x height RGB pixels, with no pixel data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 class _Gate(Metric):

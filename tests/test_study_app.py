@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -25,6 +24,7 @@ from aigiqa.store.study_models import Rating
 from aigiqa.study import create_study
 from aigiqa.study.app import create_app
 from aigiqa.study.server import free_port, start_server
+from studies import rate_all
 
 EVIL_PROMPT = 'a cat </script><script>alert("x")</script> & <b>dog</b>'
 
@@ -221,18 +221,7 @@ def test_mle_export_carries_the_degenerate_fit_warning(tmp_path):
     db = tiny_database(tmp_path / "db", n=10)
     url = str(tmp_path / "study.db")
     st = create_study(url, db, subjects=3, design="balanced", ratings_per_image=2, training=0)
-    rng = np.random.default_rng(0)
-    quality: dict[str, float] = {}
-    with StudyStore(url) as store:
-        for k, subject_link in enumerate(st.subjects):
-            subject = store.subject_by_token(subject_link.token)
-            for n in range(100):
-                trial = store.state(subject.id).trial
-                if trial is None:
-                    break
-                q = quality.setdefault(trial.image_path, rng.uniform(1, 4))
-                value = float(np.clip(round(q + rng.normal(0, 0.5), 1), 0, 5))
-                store.submit_rating(subject, trial.id, value, f"deg-{k}-{n}")
+    rate_all(url, [link.token for link in st.subjects], tag="deg")
     with TestClient(create_app(url)) as c, pytest.warns(RuntimeWarning, match="degenerate"):
         mle = c.get(st.admin_path + "/mos.csv?method=mle")
         plain = c.get(st.admin_path + "/mos.csv?method=mos")

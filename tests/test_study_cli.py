@@ -6,13 +6,13 @@ import json
 import os
 import stat
 
-import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
 from aigiqa.demo import build_demo
 from aigiqa.store.study import StudyStore
 from aigiqa.study.cli import app
+from studies import rate_all
 
 runner = CliRunner()
 
@@ -109,18 +109,7 @@ def _degenerate_study(tmp_path):
     root = build_demo(tmp_path / "demo", n=10)
     db = tmp_path / "study.db"
     assert _create(root, db, tmp_path / "links.csv").exit_code == 0
-    rng = np.random.default_rng(0)
-    quality: dict[str, float] = {}
-    with StudyStore(db) as store:
-        for k, token in enumerate(pd.read_csv(tmp_path / "links.csv")["token"]):
-            subject = store.subject_by_token(token)
-            for n in range(100):
-                trial = store.state(subject.id).trial
-                if trial is None:
-                    break
-                q = quality.setdefault(trial.image_path, rng.uniform(1, 4))
-                value = float(np.clip(round(q + rng.normal(0, 0.5), 1), 0, 5))
-                store.submit_rating(subject, trial.id, value, f"deg-{k}-{n}")
+    rate_all(str(db), pd.read_csv(tmp_path / "links.csv")["token"], tag="deg")
     return db
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from aigiqa.databases.cli import DbOptionOpt, FollowOpt
 from aigiqa.errors import AigiqaError
 from aigiqa.files import check_file, write_text
 
@@ -39,14 +40,18 @@ def create(
     name: Annotated[str | None, typer.Option("--name", help="study name shown to subjects")] = None,
     links: Annotated[Path | None, typer.Option("--links", help="CSV of subject links")] = None,
     base_url: Annotated[str, typer.Option("--base-url", help="links prefix")] = "",
+    option: DbOptionOpt = None,
+    follow_symlinks: FollowOpt = False,
 ) -> None:
     """Plan a study and store it; print the admin link and the subjects' links (shown once)."""
+    from aigiqa.databases import cli as databases_cli
     from aigiqa.study.plan import create_study
 
     try:
         if links is not None:  # before the study exists: its tokens are shown only once
             check_file(links, "the subject links", "--links")
-        study = create_study(db, database, root, subjects=subjects, design=design,
+        loaded = databases_cli.load(database, root, option, follow_symlinks, check_images=True)
+        study = create_study(db, loaded, subjects=subjects, design=design,
                              ratings_per_image=ratings_per_image or None, training=training,
                              repeats=repeats, session_size=session_size, seed=seed,
                              scale=(scale_lo, scale_hi, scale_step), name=name)

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from aigiqa.databases.cli import DbOptionOpt, FollowOpt
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -44,9 +46,11 @@ def train_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     check_images: Annotated[bool, typer.Option("--check-images/--no-check-images",
                                                help="Decode every image before training")] = False,
+    option: DbOptionOpt = None,
+    follow_symlinks: FollowOpt = False,
 ) -> None:
     """Fine-tune on the training part, select on validation SRCC, evaluate on test."""
-    from aigiqa.databases.registry import load_database
+    from aigiqa.databases import cli as databases_cli
     from aigiqa.errors import MetricError
     from aigiqa.metrics.learned.base import LearnedMetric
     from aigiqa.metrics.registry import metric_from_spec
@@ -56,7 +60,7 @@ def train_command(
     if not isinstance(chosen, LearnedMetric):
         raise MetricError(f"metric {chosen.name!r} is not trainable (kind {chosen.kind!r}); "
                           "choose a learned metric")
-    db = load_database(database, root, check_images=check_images)
+    db = databases_cli.load(database, root, option, follow_symlinks, check_images)
     config = TrainConfig(split=split, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                          weight_decay=weight_decay, loss=loss, val_fraction=val_fraction,
                          target=target, num_workers=workers, device=device, amp=amp,
