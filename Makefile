@@ -33,9 +33,17 @@ demo: $(VENV)/.installed-learned
 		--store $(DEMO)/scores.sqlite --out $(DEMO)/results --workers 2
 	@echo "HTML report: $(DEMO)/results/report.html"
 
-test: $(VENV)/.installed-dev
+# An install without extras, to check what a core install says (tests/test_no_torch.py).
+CORE := .venv-core
+$(CORE)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(CORE)
+	$(CORE)/bin/python -m pip install --quiet --upgrade pip
+	$(CORE)/bin/python -m pip install --quiet -e .
+	touch $@
+
+test: $(VENV)/.installed-dev $(CORE)/.installed
 	bash .ci/system-deps
-	$(BIN)/python -m pytest -q
+	AIGIQA_CORE_PYTHON=$(CURDIR)/$(CORE)/bin/python $(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
@@ -44,4 +52,4 @@ bench: $(VENV)/.installed-dev
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO) build dist src/*.egg-info
+	rm -rf $(VENV) $(CORE) $(DEMO) build dist src/*.egg-info

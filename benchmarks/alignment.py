@@ -50,7 +50,7 @@ def build(name: str, full: bool, tmp: Path):
             from aigiqa.metrics.alignment.clipscore import CLIPScore as cls
             metric = cls(checkpoint=str(tmp / "w.pt"))
         elif name == "clipiqa":
-            from aigiqa.metrics.clipiqa import CLIPIQA as cls
+            from aigiqa.metrics.alignment.clipiqa import CLIPIQA as cls
             metric = cls(checkpoint=str(tmp / "w.pt"))
         else:
             from aigiqa.metrics.alignment.hpsv2 import HPSv2 as cls
@@ -152,14 +152,7 @@ def _measure(metric, name: str, full: bool, size: int, repeats: int) -> dict:
         prompts = [f"a photo of a red car number {i} on a mountain road" for i in range(batch)]
         metric.options["batch_size"] = batch
         metric.score(images[:1], prompts[:1])  # build + warm up
-        if name == "clipiqa":
-            x = torch.from_numpy(np.stack(images).astype(np.float32) / 255).permute(0, 3, 1, 2)
-            pixels = (x - metric.mean) / metric.std
-        elif hasattr(metric, "transform"):
-            pixels = torch.stack([metric.transform(_pil(i)) for i in images])
-        else:
-            pixels = metric.processor(images=[_pil(i) for i in images],
-                                      return_tensors="pt")["pixel_values"]
+        pixels = metric.preprocess(images)  # the model's input, as score makes it (not timed)
         bare = bare_forward(metric, pixels, prompts)
         t_score, t_bare = [], []
         for _ in range(repeats):  # interleaved, so that a busy machine slows both alike
@@ -173,12 +166,6 @@ def _measure(metric, name: str, full: bool, size: int, repeats: int) -> dict:
         }
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
-
-
-def _pil(a):
-    from PIL import Image
-
-    return Image.fromarray(a)
 
 
 def _timed(fn) -> tuple[float, float]:

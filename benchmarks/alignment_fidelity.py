@@ -109,7 +109,7 @@ def check_clipiqa(refs: Path, tmp: Path) -> float:
     tok_mod = _load("clipiqa_ref.simple_tokenizer", folder / "simple_tokenizer.py")
     import open_clip
 
-    from aigiqa.metrics.clipiqa import CLIPIQA, MEAN, STD
+    from aigiqa.metrics.alignment.clipiqa import CLIPIQA, MEAN, STD
 
     torch.manual_seed(0)
     ours_model = open_clip.create_model("RN50", pretrained=None, force_quick_gelu=True)

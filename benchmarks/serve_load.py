@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import register_metric
+from aigiqa.testing.servers import free_port
 
 
 @register_metric
@@ -83,12 +83,6 @@ def batcher_only(metric: str, max_batch: int, max_wait_ms: float, callers: int,
 
     with threadpool_limits(1):  # like the server subprocess: BLAS on one thread
         return asyncio.run(main())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_server(port: int, metric: str, max_batch: int, max_wait_ms: float) -> None:

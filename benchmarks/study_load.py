@@ -1,8 +1,8 @@
 """Load test of the study web app: simulated raters on PostgreSQL and on SQLite, loopback only.
 
-For each backend it makes a store (a throwaway PostgreSQL 15 cluster from aigiqa.store.pgtemp with
-its durable ``SERVER_SETTINGS``; or a SQLite file), a small demo database and one study per load
-mode with ``--raters`` subjects, starts a real uvicorn server (``--workers`` processes) on
+For each backend it makes a store (a throwaway PostgreSQL 15 cluster from aigiqa.testing.postgres
+with its durable ``SERVER_SETTINGS``; or a SQLite file), a small demo database and one study per
+load mode with ``--raters`` subjects, starts a real uvicorn server (``--workers`` processes) on
 127.0.0.1 at a free port, and lets every subject rate concurrently, as the page does: load the
 page (CSRF token), read the state, then per trial fetch the image, think, post the rating (a
 ``--double-submit`` share of the posts is sent twice at once with the same submission id, as a
@@ -47,7 +47,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from aigiqa.testing.servers import free_port
 
 #: Environment variable the uvicorn factory reads the store URL from.
 STORE_ENV = "AIGIQA_LOAD_STORE"
@@ -217,12 +218,6 @@ class MiniClient:
 
 
 # The server ---------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """A uvicorn server process group on 127.0.0.1 serving the study app on ``store_url``."""
 
@@ -667,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"study_load: cannot run, {exc} (needs the study app and uvicorn)")
         return 1
     from aigiqa.demo import build_demo
-    from aigiqa.store.pgtemp import SERVER_SETTINGS, TempPostgres
+    from aigiqa.testing.postgres import SERVER_SETTINGS, TempPostgres
 
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="aigiqa-load-") as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aigiqa.store.pgtemp import FAST_SETTINGS, PostgresUnavailable, TempPostgres
+from aigiqa.testing.postgres import FAST_SETTINGS, PostgresUnavailable, TempPostgres
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

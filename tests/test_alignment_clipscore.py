@@ -10,6 +10,7 @@ open_clip = pytest.importorskip("open_clip")
 
 from aigiqa.errors import AssetError, MetricError  # noqa: E402
 from aigiqa.metrics.alignment.clipscore import CLIPScore  # noqa: E402
+from tiny_weights import open_clip_file  # noqa: E402
 
 LONG = " ".join(f"word{i}" for i in range(120))
 
@@ -23,13 +24,8 @@ def _images(seed: int = 0) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def random_clip(tmp_path_factory):
     """A seeded random OpenAI-architecture ViT-B/32 (QuickGELU) and its saved state dict."""
-    torch.manual_seed(0)
-    model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).eval()
-    with torch.no_grad():  # a visible logit scale and non-trivial similarities
-        model.logit_scale.fill_(np.log(100.0))
     path = tmp_path_factory.mktemp("clip") / "ViT-B-32.pt"
-    torch.save(model.state_dict(), path)
-    return model, path
+    return open_clip_file(path, "ViT-B-32", seed=0), path
 
 
 def _reference(model, images, prompts, prefix="A photo depicts ", w=2.5) -> np.ndarray:
@@ -125,8 +121,8 @@ def test_bad_inputs_are_metric_errors(random_clip):
     metric = CLIPScore(checkpoint=str(path))
     with pytest.raises(MetricError, match="needs a prompt"):
         metric.score(_images()[:1])
-    with pytest.raises(MetricError, match="RGB uint8"):
-        metric.score([np.zeros((8, 8), np.uint8)], ["x"])
+    with pytest.raises(MetricError, match=r"image 0 has shape \(8, 8, 2\)"):
+        metric.score([np.zeros((8, 8, 2), np.uint8)], ["x"])
     with pytest.raises(MetricError, match="model="):
         CLIPScore(model="RN50")
 
@@ -154,8 +150,7 @@ def test_modules_import_without_torch():
 
     code = (
         "import sys\n"
-        "import aigiqa.metrics.clipiqa\n"
-        "for m in ('clipscore', 'pickscore', 'hpsv2', 'imagereward', 'blipscore'):\n"
+        "for m in ('clipscore', 'clipiqa', 'pickscore', 'hpsv2', 'imagereward', 'blipscore'):\n"
         "    __import__('aigiqa.metrics.alignment.' + m)\n"
         "heavy = [m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules]\n"
         "print(heavy)\n"

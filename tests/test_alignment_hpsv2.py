@@ -13,9 +13,9 @@ open_clip = pytest.importorskip("open_clip")
 
 from aigiqa.errors import AssetError, MetricError  # noqa: E402
 from aigiqa.metrics.alignment.hpsv2 import HPSv2, hps_transform  # noqa: E402
+from tiny_weights import TINY_VIT, TINY_VIT_CONFIG, open_clip_file, register_open_clip  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = "ViT-H-14-aigiqa-tiny"
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +23,10 @@ def tiny_hps(tmp_path_factory):
     """A reduced-depth/width config of the ViT-H-14 family (patch 14, 224 px, GELU), seeded random
     weights saved as the HPS checkpoints are: ``{"state_dict": ...}``."""
     folder = tmp_path_factory.mktemp("hps")
-    config = {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 224, "layers": 2, "width": 80, "head_width": 40,
-                       "patch_size": 14},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4,
-                     "layers": 2},
-    }
-    (folder / f"{TINY}.json").write_text(json.dumps(config))
-    open_clip.add_model_config(folder / f"{TINY}.json")
-    torch.manual_seed(1)
-    model = open_clip.create_model(TINY, pretrained=None).eval()
+    register_open_clip(folder, TINY_VIT, TINY_VIT_CONFIG)
     path = folder / "HPS_tiny.pt"
-    torch.save({"state_dict": model.state_dict(), "epoch": 1}, path)
+    model = open_clip_file(path, TINY_VIT, seed=1, quick_gelu=False, wrapped=True,
+                           logit_scale=None)
     return model, path
 
 
@@ -74,7 +65,7 @@ def test_equals_open_clip_forward(tiny_hps):
     model, path = tiny_hps
     images = _images()
     prompts = ["a red car", "a cat", " ".join(["long"] * 200), "a tree", "a narrow one"]
-    metric = HPSv2(model=TINY, checkpoint=str(path), batch_size=2)
+    metric = HPSv2(model=TINY_VIT, checkpoint=str(path), batch_size=2)
     ours = metric.score(images, prompts)
     from PIL import Image
 

@@ -8,7 +8,6 @@ a tiny BLIP in the official format scores consistently.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,74 +20,22 @@ from aigiqa.errors import AssetError  # noqa: E402
 from aigiqa.metrics.alignment import _blip  # noqa: E402
 from aigiqa.metrics.alignment.blipscore import BLIPScore  # noqa: E402
 from aigiqa.metrics.alignment.imagereward import MEAN, STD, ImageReward  # noqa: E402
+from tiny_weights import bert_vocab, blip_files  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
-WORDS = "a red car on the road cat sofa tree photo of dog blue sky".split()
 PROMPTS = ["a red car on the road", "A CAT on the sofa!", " ".join(["tree"] * 60), "dog"]
-
-_INVERSE = (  # ours → official, written independently of _blip's rules
-    (r"^vision\.embeddings\.class_embedding$", "visual_encoder.cls_token"),
-    (r"^vision\.embeddings\.position_embedding$", "visual_encoder.pos_embed"),
-    (r"^vision\.embeddings\.patch_embedding\.", "visual_encoder.patch_embed.proj."),
-    (r"^vision\.encoder\.layers\.(\d+)\.layer_norm(\d)\.", r"visual_encoder.blocks.\1.norm\2."),
-    (r"^vision\.encoder\.layers\.(\d+)\.self_attn\.qkv\.", r"visual_encoder.blocks.\1.attn.qkv."),
-    (r"^vision\.encoder\.layers\.(\d+)\.self_attn\.projection\.",
-     r"visual_encoder.blocks.\1.attn.proj."),
-    (r"^vision\.encoder\.layers\.(\d+)\.mlp\.", r"visual_encoder.blocks.\1.mlp."),
-    (r"^vision\.post_layernorm\.", "visual_encoder.norm."),
-    (r"^text\.", "text_encoder."),
-)
-
-
-def _official_name(key: str) -> str:
-    for pattern, repl in _INVERSE:
-        new, n = re.subn(pattern, repl, key)
-        if n:
-            return new
-    return key
-
 
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory) -> Path:
-    words = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    letters = [chr(c) for c in range(97, 123)]
-    words += sorted(set(WORDS)) + letters + [f"##{c}" for c in letters] + ["!", ".", ","]
-    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    path.write_text("\n".join(dict.fromkeys(words)) + "\n")
-    return path
+    return bert_vocab(tmp_path_factory.mktemp("vocab") / "vocab.txt")
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoints(vocab, tmp_path_factory):
-    """A tiny BLIP (ViT 128 wide/2 deep, BERT 128/2 with cross-attention) with random weights,
-    saved under the official key names as ImageReward.pt and model_large.pth are."""
-    from transformers import BlipTextConfig, BlipVisionConfig
-    from transformers.models.blip.modeling_blip import BlipVisionModel
-    from transformers.models.blip.modeling_blip_text import BlipTextModel
-
-    n_vocab = len(vocab.read_text().splitlines()) + 2  # + [DEC], [ENC]
-    torch.manual_seed(3)
-    vision = BlipVisionModel(BlipVisionConfig(
-        hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=2,
-        image_size=224, patch_size=16, layer_norm_eps=1e-6))
-    text = BlipTextModel(BlipTextConfig(
-        vocab_size=n_vocab, hidden_size=128, encoder_hidden_size=128, intermediate_size=512,
-        num_hidden_layers=2, num_attention_heads=2, is_decoder=True, bos_token_id=None,
-        sep_token_id=None), add_pooling_layer=False)
-    blip = {_official_name("vision." + k): v for k, v in vision.state_dict().items()}
-    blip.update({_official_name("text." + k): v for k, v in text.state_dict().items()})
-    blip["vision_proj.weight"], blip["vision_proj.bias"] = torch.randn(32, 128), torch.randn(32)
-    blip["text_proj.weight"], blip["text_proj.bias"] = torch.randn(32, 128), torch.randn(32)
-    sizes = [(128, 1024), (1024, 128), (128, 64), (64, 16), (16, 1)]
-    mlp = {}
-    for index, (fan_in, fan_out) in zip((0, 2, 4, 6, 7), sizes, strict=True):
-        mlp[f"mlp.layers.{index}.weight"] = torch.randn(fan_out, fan_in) / fan_in ** 0.5
-        mlp[f"mlp.layers.{index}.bias"] = torch.randn(fan_out) * 0.1
+    """A tiny BLIP with random weights under the official key names (ImageReward.pt and
+    model_large.pth); the folder holding both."""
     folder = tmp_path_factory.mktemp("blip")
-    torch.save({**{f"blip.{k}": v for k, v in blip.items()}, **mlp}, folder / "ImageReward.pt")
-    extra = {"visual_encoder_m.cls_token": torch.zeros(1), "text_queue": torch.zeros(2, 3),
-             "temp": torch.tensor(0.07)}  # tensors BLIPScore ignores, as in model_large.pth
-    torch.save({"model": {**blip, **extra}, "epoch": 19}, folder / "model_large.pth")
+    blip_files(folder, vocab, seed=3)
     return folder
 
 

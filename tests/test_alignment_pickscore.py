@@ -11,6 +11,7 @@ open_clip = pytest.importorskip("open_clip")
 
 from aigiqa.errors import AssetError  # noqa: E402
 from aigiqa.metrics.alignment.pickscore import PickScore, clip_h_config, clip_token_ids  # noqa: E402
+from tiny_weights import hf_clip_folder  # noqa: E402
 
 PROMPTS = ["a red car", "A Cat, sitting; on a SOFA!", " ".join(f"w{i}" for i in range(100)),
            "café   crème"]
@@ -32,18 +33,8 @@ def hf_tokenizer():
 @pytest.fixture(scope="module")
 def tiny_pick(tmp_path_factory):
     """A small CLIPModel saved as a hub snapshot folder (config.json + model.safetensors)."""
-    config = transformers.CLIPConfig(
-        text_config={"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                     "num_hidden_layers": 2, "hidden_act": "gelu", "eos_token_id": 2},
-        vision_config={"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                       "num_hidden_layers": 2, "patch_size": 14, "image_size": 224,
-                       "hidden_act": "gelu"},
-        projection_dim=32)
-    torch.manual_seed(2)
-    model = transformers.CLIPModel(config).eval()
     folder = tmp_path_factory.mktemp("pick")
-    model.save_pretrained(folder)
-    return model, folder
+    return hf_clip_folder(folder, seed=2), folder
 
 
 def test_token_ids_equal_transformers_clip_tokenizer(hf_tokenizer):

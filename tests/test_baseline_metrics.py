@@ -152,9 +152,9 @@ def test_option_validation():
 @pytest.mark.parametrize(
     "bad",
     [
-        np.zeros((8, 8), dtype=np.uint8),
-        np.zeros((8, 8, 4), dtype=np.uint8),
-        np.zeros((8, 8, 3), dtype=np.float32),
+        np.zeros((8, 8, 2), dtype=np.uint8),
+        np.full((8, 8, 3), 1.5, dtype=np.float32),
+        np.zeros((8, 8, 3), dtype=np.int32),
         [[1, 2, 3]],
     ],
 )

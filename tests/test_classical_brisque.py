@@ -116,9 +116,9 @@ def test_fit_on_training_split_saves_and_loads(tmp_path):
     db = _database(tmp_path)
     m = create_metric("brisque")
     live_key = m.key
-    m.fit(db, split="train")
+    m.fit(db, split="official")
     assert m.lower_better is False  # predicts MOS now
-    assert m.key != live_key and m.options["model"].startswith("fitted:")
+    assert m.key != live_key and m.options["checkpoint"].startswith("fitted:")
     train = [r for r in db if r.split == "train"]
     from aigiqa.images import load_image
 
@@ -133,16 +133,21 @@ def test_fit_on_training_split_saves_and_loads(tmp_path):
 
 
 def test_fit_needs_labelled_records(tmp_path):
+    from aigiqa.errors import SplitError
+
     db = _database(tmp_path, n=4)
-    with pytest.raises(MetricError, match="split 'val'"):
-        create_metric("brisque").fit(db, split="val")
+    with pytest.raises(SplitError, match="unknown split 'val'"):
+        create_metric("brisque").fit(db, split="val")  # not a spec, and no split of that name
+    with pytest.raises(MetricError, match="at least 2 labelled records in the train part"):
+        create_metric("brisque").fit(db.subset([r.name for r in db][:2]),
+                                     split="official")
 
 
 def test_bad_saved_model(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"junk")
     with pytest.raises(AssetError, match="not a saved BRISQUE model"):  # ends a run
-        create_metric("brisque", model=str(junk)).score([natural(0)])
+        create_metric("brisque", checkpoint=str(junk)).score([natural(0)])
     for name, blob in (("array.npy", None), ("zip.npz", b"PK\x03\x04broken")):
         path = tmp_path / name
         if blob is None:
@@ -150,13 +155,13 @@ def test_bad_saved_model(tmp_path):
         else:
             path.write_bytes(blob)
         with pytest.raises(AssetError, match="not a saved BRISQUE model"):
-            create_metric("brisque", model=str(path)).score([natural(0)])
+            create_metric("brisque", checkpoint=str(path)).score([natural(0)])
     shaped = tmp_path / "shaped.npz"
     np.savez(shaped, support=np.zeros((2, 5)), coef=np.zeros(2), rho=0.0, gamma=0.1,
              feature_min=np.zeros(5), feature_max=np.ones(5), lower=-1.0, upper=1.0,
              higher_better=False)
     with pytest.raises(AssetError, match=r"support \(n, 36\)"):
-        create_metric("brisque", model=str(shaped)).score([natural(0)])
+        create_metric("brisque", checkpoint=str(shaped)).score([natural(0)])
 
 
 def test_bad_libsvm_files_are_asset_errors(tmp_path):

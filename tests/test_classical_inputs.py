@@ -103,7 +103,9 @@ def test_non_uint8_or_odd_shapes_are_metric_errors(name):
     from aigiqa.errors import MetricError
 
     metric = create_metric(name)
-    with pytest.raises(MetricError, match=f"metric '{name}'.*uint8"):
-        metric.score([np.zeros((128, 128, 3), np.float64)])
+    with pytest.raises(MetricError, match=f"metric '{name}'.*outside \\[0, 1\\].*uint8"):
+        metric.score([np.full((128, 128, 3), 2.0)])
+    with pytest.raises(MetricError, match=f"metric '{name}'.*dtype int64.*uint8"):
+        metric.score([np.zeros((128, 128, 3), np.int64)])
     with pytest.raises(MetricError, match="shape"):
         metric.score([np.zeros((128, 128, 2), np.uint8)])

@@ -106,7 +106,7 @@ def test_fit_uses_sharp_blocks_and_round_trips(tmp_path):
     images = [natural(s, 192, 288) for s in range(10, 13)]
     for img in images:  # a blurred left half: its blocks are not sharp enough to keep
         img[:, :144] = blur(img, 3.0)[:, :144]
-    m = create_metric("niqe").fit(images, sharpness_threshold=0.75)
+    m = create_metric("niqe").fit_images(images, sharpness_threshold=0.75)
     mu, cov = m.params
     kept = []
     for img in images:
@@ -131,35 +131,35 @@ def test_fit_reads_paths(tmp_path):
         p = tmp_path / f"{s}.png"
         Image.fromarray(natural(30 + s)).save(p)
         paths.append(p)
-    m = create_metric("niqe").fit(paths, sharpness_threshold=0.0)
+    m = create_metric("niqe").fit_images(paths, sharpness_threshold=0.0)
     feats = np.concatenate([niqe_mod.niqe_features(natural(30 + s))[0] for s in range(2)])
     np.testing.assert_allclose(m.params[0], feats.mean(axis=0))
 
 
 def test_bad_model_files(tmp_path):
     with pytest.raises(AssetError, match="does not exist"):
-        create_metric("niqe", model=str(tmp_path / "none.mat")).score([natural(0)])
+        create_metric("niqe", checkpoint=str(tmp_path / "none.mat")).score([natural(0)])
     junk = tmp_path / "junk.mat"
     junk.write_bytes(b"junk")
     # the metric's own file is at fault, not the image: an AssetError, which ends a run
     with pytest.raises(AssetError, match="not a NIQE model"):
-        create_metric("niqe", model=str(junk)).score([natural(0)])
+        create_metric("niqe", checkpoint=str(junk)).score([natural(0)])
     from scipy.io import savemat
 
     savemat(tmp_path / "small.mat", {"mu_prisparam": np.zeros((1, 5)),
                                      "cov_prisparam": np.eye(5)})
     with pytest.raises(AssetError, match=r"36x36.*\(5,\)"):
-        create_metric("niqe", model=str(tmp_path / "small.mat")).score([natural(0)])
+        create_metric("niqe", checkpoint=str(tmp_path / "small.mat")).score([natural(0)])
 
 
 def test_fitted_model_changes_the_cache_key():
     m = create_metric("niqe")
     live_key = m.key
-    m.fit([natural(40, 192, 192)], sharpness_threshold=0.0)
-    assert m.key != live_key and m.spec.startswith("niqe:model=fitted:")
+    m.fit_images([natural(40, 192, 192)], sharpness_threshold=0.0)
+    assert m.key != live_key and m.spec.startswith("niqe:checkpoint=fitted:")
     assert np.isfinite(m.score([natural(41)])[0])  # the fitted model stays in use
     with pytest.raises(AssetError, match="save"):
-        create_metric("niqe", model=m.options["model"]).score([natural(41)])
+        create_metric("niqe", checkpoint=m.options["checkpoint"]).score([natural(41)])
 
 
 def test_matlab_niqemodel_field_names_are_accepted(tmp_path):
@@ -168,5 +168,5 @@ def test_matlab_niqemodel_field_names_are_accepted(tmp_path):
     mu, cov = niqe_mod.load_model("live")
     savemat(tmp_path / "toolbox.mat", {"Mean": mu[None, :], "Covariance": cov})
     img = [natural(42)]
-    a = create_metric("niqe", model=str(tmp_path / "toolbox.mat")).score(img)
+    a = create_metric("niqe", checkpoint=str(tmp_path / "toolbox.mat")).score(img)
     np.testing.assert_array_equal(a, create_metric("niqe").score(img))

@@ -135,8 +135,9 @@ def test_assets_import_and_list(shared, tmp_path, monkeypatch):
     assert "missing" in _ok(["assets", "list"])
     imported = _ok(["assets", "import", shared / "assets"])
     assert imported.count("imported") == 3
-    listing = _ok(["assets", "list"])
-    assert "missing" not in listing and str(tmp_path / "home") in listing
+    listing = {line.split()[0]: line for line in _ok(["assets", "list"]).splitlines()}
+    for name in ("niqe/modelparameters.mat", "brisque/allmodel", "brisque/allrange"):
+        assert listing[name].endswith(str(tmp_path / "home" / "assets" / name))
     bad = runner.invoke(app, ["assets", "import", str(tmp_path / "nowhere")])
     assert bad.exit_code != 0
 

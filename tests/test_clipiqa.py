@@ -9,18 +9,14 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 from aigiqa.errors import AssetError, MetricError  # noqa: E402
-from aigiqa.metrics.clipiqa import CLIPIQA, MEAN, STD  # noqa: E402
+from aigiqa.metrics.alignment.clipiqa import CLIPIQA, MEAN, STD  # noqa: E402
+from tiny_weights import open_clip_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def random_rn50(tmp_path_factory):
-    torch.manual_seed(4)
-    model = open_clip.create_model("RN50", pretrained=None, force_quick_gelu=True).eval()
-    with torch.no_grad():
-        model.logit_scale.fill_(np.log(100.0))
     path = tmp_path_factory.mktemp("rn50") / "RN50.pt"
-    torch.save(model.state_dict(), path)
-    return model, path
+    return open_clip_file(path, "RN50", seed=4), path
 
 
 def _reference_224(model, images) -> np.ndarray:

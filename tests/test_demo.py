@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +193,13 @@ def test_baselines_relate_to_mos_as_simulated(demo120):
     for name in ("sharpness", "colourfulness", "entropy", "contrast"):
         scores = create_metric(name).score(images)
         assert abs(spearmanr(scores, mos)[0]) < 0.7, name
+
+
+def test_reading_the_demo_database_does_not_load_the_picture_drawing_builder():
+    """The reader needs the generator names only (aigiqa.demo_generators), not the builder."""
+    code = ("import sys, aigiqa.databases.demo as reader; "
+            "from aigiqa.demo_generators import GENERATORS; "
+            "assert reader.GENERATORS is GENERATORS; "
+            "assert 'aigiqa.demo' not in sys.modules and 'aigiqa.demo_scenes' not in sys.modules, "
+            "'builder imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -81,7 +81,7 @@ def test_default_model_is_deterministic_and_batched():
 
 def test_bad_image_is_an_error():
     with pytest.raises(MetricError, match="image 1"):
-        Toy().score([_images(1)[0], np.zeros((4, 4), dtype=np.uint8)])
+        Toy().score([_images(1)[0], np.zeros((4, 4, 2), dtype=np.uint8)])
 
 
 def test_save_and_load_round_trip_with_target_scale(tmp_path):

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -20,9 +19,9 @@ import synthetic
 from aigiqa.benchmark.runner import score_images
 from aigiqa.errors import AssetError, MetricError
 from aigiqa.metrics.classical import brisque as brisque_mod
-from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric, resize_crop_tensor
 from aigiqa.metrics.registry import metric_from_spec, parse_metric_spec
 from aigiqa.store import ScoreStore
+from tiny_metrics import TinyConv
 
 
 def _images(folder: Path, n: int = 6) -> list[Path]:
@@ -56,7 +55,7 @@ def test_corrupt_model_file_ends_the_run_and_caches_nothing(tmp_path, live_asset
     model = tmp_path / f"bad{suffix}"
     model.write_bytes(b"\x00junk, not a model" * 10)
     store = tmp_path / "s.sqlite"
-    spec = f"{name}:model={model}"
+    spec = f"{name}:checkpoint={model}"
     with pytest.raises(AssetError, match=f"{name}.*{model.name}"):
         score_images(paths, [spec], store=store, workers=workers, batch_size=2, progress=False)
     assert _stored(store) == 0  # no failure cached for any image
@@ -75,30 +74,13 @@ def test_cli_reports_a_corrupt_model_in_one_line_and_stores_nothing(tmp_path):
     store = tmp_path / "s.sqlite"
     proc = subprocess.run(
         [sys.executable, "-m", "aigiqa.cli", "score", str(paths[0].parent), "--metrics",
-         f"niqe:model={model}", "--store", str(store), "--no-progress"],
+         f"niqe:checkpoint={model}", "--store", str(store), "--no-progress"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(model) in lines[0], lines
     assert proc.stdout == ""
     assert _stored(store) == 0
-
-
-class TinyLearned(LearnedMetric):
-    """A tiny conv regressor (not registered: workers inherit it by fork)."""
-
-    name = "test-metric-files-tiny"
-    defaults: ClassVar = dict(LEARNED_DEFAULTS)
-
-    def build_model(self):
-        return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1),
-                                   torch.nn.Flatten(), torch.nn.Linear(2, 1))
-
-    def transform(self, image, rng=None):
-        return resize_crop_tensor(image, 16, rng, self.mean, self.std)
-
-    def forward(self, model, batch, prompts):
-        return model(batch).squeeze(-1)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -110,7 +92,7 @@ def test_unreadable_or_ill_fitting_checkpoint_ends_the_run(tmp_path, workers, on
     wrong = tmp_path / "wrong.pt"
     torch.save({"other.weight": torch.zeros(2)}, wrong)
     for path, needle in ((junk, "cannot read checkpoint"), (wrong, "does not fit")):
-        metric = TinyLearned(checkpoint=str(path), device="cpu")
+        metric = TinyConv(checkpoint=str(path), device="cpu")
         with pytest.raises(AssetError, match=needle) as info:
             score_images(paths, [metric], store=store, workers=workers, batch_size=2,
                          progress=False)
@@ -118,8 +100,8 @@ def test_unreadable_or_ill_fitting_checkpoint_ends_the_run(tmp_path, workers, on
         assert isinstance(info.value, MetricError)  # as load_checkpoint raised before
         assert _stored(store) == 0
     good = tmp_path / "good.pt"
-    TinyLearned(device="cpu").save(good)
-    result = score_images(paths, [TinyLearned(checkpoint=str(good), device="cpu")], store=store,
+    TinyConv(device="cpu").save(good)
+    result = score_images(paths, [TinyConv(checkpoint=str(good), device="cpu")], store=store,
                           workers=workers, batch_size=2, progress=False)
     assert result.failures == [] and _stored(store) == len(paths)
 
@@ -130,7 +112,7 @@ def test_a_device_that_is_not_there_ends_the_run(tmp_path, one_torch_thread):
     paths = _images(tmp_path / "imgs", 3)
     store = tmp_path / "s.sqlite"
     with pytest.raises(MetricError, match="no CUDA device"):
-        score_images(paths, [TinyLearned(device="cuda")], store=store, progress=False)
+        score_images(paths, [TinyConv(device="cuda")], store=store, progress=False)
     assert _stored(store) == 0  # not cached as a failure of every image (device is not in the key)
 
 
@@ -151,7 +133,7 @@ def test_ray_backend_ends_the_run_on_a_corrupt_model(tmp_path, live_assets):
     model.write_bytes(b"junk")
     store = tmp_path / "s.sqlite"
     with pytest.raises(AssetError, match="bad.mat"):
-        score_images(paths, [f"niqe:model={model}"], store=store, backend="ray", workers=1,
+        score_images(paths, [f"niqe:checkpoint={model}"], store=store, backend="ray", workers=1,
                      batch_size=2, progress=False)
     assert _stored(store) == 0
 

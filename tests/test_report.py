@@ -54,6 +54,22 @@ def test_write_outputs_writes_every_file_and_no_temp_files(written):
     assert sorted(os.listdir(out)) == sorted(names)  # atomic writes left no temp file behind
 
 
+def test_every_output_is_synced_before_its_rename(tmp_path, inputs, monkeypatch):
+    """The one atomic-write helper (aigiqa.files): each file's bytes reach the disk before the
+    rename makes them visible; the CSVs are what ``to_csv`` gives."""
+    frame, results = inputs
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda src, dst: (
+        events.append(os.path.basename(dst)), real_replace(src, dst))[1])
+    paths = write_outputs(tmp_path / "run", frame, results, make_meta())
+    assert events == [e for name in ("scores.csv", "results.csv", "results.json", "report.html")
+                      for e in ("fsync", name)]
+    assert paths["scores"].read_text() == frame.to_csv(index=False)
+    assert paths["results_csv"].read_text() == results.to_csv(index=False)
+
+
 def test_results_json_is_valid_and_round_trips(written, inputs):
     out, _ = written
     _, results = inputs

@@ -132,3 +132,12 @@ def test_missing_columns_raise_clear_errors():
         summarize(frame, [{"spec": "absent", "lower_better": False}], target="mos", bootstrap=0)
     with pytest.raises(AigiqaError, match="size"):
         summarize(frame, METRICS, target="mos", hyper=("size",), bootstrap=0)
+
+
+def test_ci_columns_follow_the_evaluations_ci_statistics():
+    from aigiqa import evaluation
+    from aigiqa.benchmark import results
+
+    assert results.CI_STATS is evaluation.CI_STATS  # one definition
+    assert results.CI_COLUMNS == tuple(f"{s}_ci_{end}" for s in evaluation.CI_STATS
+                                       for end in ("low", "high"))

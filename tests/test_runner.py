@@ -26,7 +26,8 @@ from aigiqa.benchmark.runner import (
 )
 from aigiqa.errors import AigiqaError, MetricError
 from aigiqa.metrics.base import Metric
-from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.describe import metric_metadata
+from aigiqa.metrics.registry import metric_from_spec, register_metric
 from aigiqa.store import ScoreStore
 from aigiqa.store import scores as store_scores
 
@@ -113,8 +114,8 @@ def test_cached_run_reads_no_image_file(tmp_path, monkeypatch):
     store = tmp_path / "s.sqlite"
     score_images(paths, [ProbeMetric()], store=store, progress=False)
     reads: list[str] = []
-    real = store_scores.file_sha256
-    monkeypatch.setattr(store_scores, "file_sha256", lambda p: reads.append(p) or real(p))
+    real = store_scores.sha256_of
+    monkeypatch.setattr(store_scores, "sha256_of", lambda p: reads.append(p) or real(p))
     second = score_images(paths, [ProbeMetric()], store=store, progress=False)
     assert second.computed == 0
     assert reads == []
@@ -344,7 +345,8 @@ from pathlib import Path
 import numpy as np
 from aigiqa.benchmark.runner import score_images
 from aigiqa.metrics.base import Metric
-from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.describe import metric_metadata
+from aigiqa.metrics.registry import metric_from_spec, register_metric
 
 folder, log, store, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
@@ -479,8 +481,9 @@ def test_run_benchmark_end_to_end(tmp_path):
     assert meta["database"] == "tiny" and meta["target"] == "mos"
     assert meta["score_range"] == [0.0, 5.0]
     assert [m["spec"] for m in meta["metrics"]] == specs
-    assert set(meta["metrics"][0]) == {"spec", "name", "key", "kind", "lower_better",
-                                       "needs_prompt", "score_range"}
+    assert meta["metrics"] == [metric_metadata(metric_from_spec(s)) for s in specs]
+    assert {"spec", "name", "key", "kind", "lower_better", "needs_prompt", "score_range",
+            "version", "options"} <= set(meta["metrics"][0])
     results = result.results
     overall = results[(results["group"] == "all") & (results["metric"] == specs[0])]
     assert overall["n"].item() == 15 and overall["n_failed"].item() == 1

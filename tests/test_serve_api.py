@@ -22,7 +22,7 @@ from aigiqa.serve import ServeConfig, create_app
 from aigiqa.serve.cli import app as serve_cli
 from aigiqa.serve.cli import build_config
 from aigiqa.serve.config import MAX_PIXELS, ServeConfigError
-from aigiqa.serve.live import running_server
+from aigiqa.testing.servers import running_server
 from synthetic import header_only_png
 
 #: What the module's server serves: id -> spec.

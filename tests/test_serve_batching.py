@@ -20,7 +20,7 @@ from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import _METRICS, metric_from_spec, register_metric
 from aigiqa.serve import ServeConfig, create_app
 from aigiqa.serve.batching import MicroBatcher
-from aigiqa.serve.live import running_server
+from aigiqa.testing.servers import running_server
 
 
 class _Recorder(Metric):
@@ -95,7 +95,8 @@ def test_a_failing_batch_is_rescored_one_by_one(recorder) -> None:
     assert recorder.batch_sizes == [4, 1, 1, 1, 1]  # the batch, then each image alone
     assert results[0] == 10.0 and results[3] == 20.0
     assert isinstance(results[1], MetricError) and "white image" in str(results[1])
-    assert np.isnan(results[2])
+    # a non-finite score fails its image, by the rule the runner follows too
+    assert isinstance(results[2], MetricError) and "returned nan" in str(results[2])
 
 
 def test_wait_is_bounded_for_a_lone_caller(recorder) -> None:

@@ -21,7 +21,7 @@ from aigiqa.serve import ServeConfig, create_app
 from aigiqa.serve.budget import DecodeBudget
 from aigiqa.serve.config import MAX_PIXELS, ServeConfigError
 from aigiqa.serve.inputs import DECODE_BYTES_PER_PIXEL, MOST_BYTES_PER_PIXEL
-from aigiqa.serve.live import running_server
+from aigiqa.testing.servers import running_server
 from synthetic import header_only_png
 
 

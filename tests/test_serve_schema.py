@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from aigiqa.serve import ServeConfig, create_app
-from aigiqa.serve.live import running_server
+from aigiqa.testing.servers import running_server
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

@@ -21,7 +21,7 @@ from aigiqa.metrics.registry import _METRICS, metric_from_spec, register_metric
 from aigiqa.serve import ServeConfig, create_app
 from aigiqa.serve.cli import app as serve_cli
 from aigiqa.serve.config import ServeConfigError
-from aigiqa.serve.live import running_server
+from aigiqa.testing.servers import running_server
 
 #: Paths opened by this process (Python's "open" audit event) that contain SENTINEL.
 SENTINEL = "aigiqa-sentinel-never-open"
@@ -80,7 +80,7 @@ def client(own_model: Path, shared: Path) -> Iterator[httpx.Client]:
     register_metric(_Counted)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIGIQA_HOME", str(shared))
-        config = ServeConfig(metrics=("entropy", f"mine=niqe:model={own_model}",
+        config = ServeConfig(metrics=("entropy", f"mine=niqe:checkpoint={own_model}",
                                       "e64=entropy:bins=64"))
         with running_server(create_app(config)) as url, httpx.Client(base_url=url,
                                                                      timeout=30) as http:
@@ -98,13 +98,14 @@ def test_served_ids_score_with_the_operators_options(client: httpx.Client,
     body = score(client, "entropy,mine,e64").json()
     scores = body["results"][0]["scores"]
     image = np.asarray(Image.open(io.BytesIO(png())).convert("RGB"))
-    for served_id, spec in {"entropy": "entropy", "mine": f"niqe:model={own_model}",
+    for served_id, spec in {"entropy": "entropy", "mine": f"niqe:checkpoint={own_model}",
                             "e64": "entropy:bins=64"}.items():
         assert scores[served_id] == pytest.approx(metric_from_spec(spec).score([image])[0])
 
 
 @pytest.mark.parametrize("spec", [
-    "niqe:model={path}", "mine:model={path}", "brisque:model={path}",
+    "niqe:checkpoint={path}", "niqe:model={path}", "mine:checkpoint={path}",
+    "brisque:model={path}",
     "effnet-lite0:checkpoint={path}", "blipscore:vocab={path}", "entropy:bins=7:model={path}",
 ])
 def test_file_valued_options_are_refused_untouched(client: httpx.Client, sentinel: Path,
@@ -152,7 +153,7 @@ def test_listing_and_stats_show_ids_never_paths(client: httpx.Client, own_model:
     score(client, "entropy:bins=5")  # another client's attempt leaves no trace
     listed = {m["id"]: m for m in client.get("/v1/metrics").json()}
     assert list(listed) == ["entropy", "mine", "e64"]
-    assert listed["mine"]["name"] == "niqe" and listed["mine"]["file_options"] == ["model"]
+    assert listed["mine"]["name"] == "niqe" and listed["mine"]["file_options"] == ["checkpoint"]
     assert listed["mine"]["options"] == {"block_size": 96}
     stats = client.get("/v1/stats").json()
     assert set(stats["batching"]) == {"entropy", "mine", "e64"}
@@ -165,9 +166,9 @@ def test_listing_and_stats_show_ids_never_paths(client: httpx.Client, own_model:
 def test_startup_fails_on_a_missing_or_corrupt_model(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.mat"
     corrupt.write_bytes(b"MATLAB 5.0 MAT-file, but not really" + bytes(200))
-    for spec, file in [("niqe:model=/nonexistent.mat", "/nonexistent.mat"),
-                       (f"niqe:model={corrupt}", str(corrupt)),
-                       ("brisque:model=/nonexistent-brisque", "/nonexistent-brisque")]:
+    for spec, file in [("niqe:checkpoint=/nonexistent.mat", "/nonexistent.mat"),
+                       (f"niqe:checkpoint={corrupt}", str(corrupt)),
+                       ("brisque:checkpoint=/nonexistent-brisque", "/nonexistent-brisque")]:
         with pytest.raises(ServeConfigError) as error:
             create_app(ServeConfig(metrics=("entropy", spec)))
         message = str(error.value)
@@ -181,10 +182,10 @@ def test_cli_exits_at_startup_naming_spec_and_file(monkeypatch: pytest.MonkeyPat
     calls: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
     runner = CliRunner()
-    bad = runner.invoke(serve_cli, ["--metrics", "entropy,niqe:model=/nonexistent.mat"])
+    bad = runner.invoke(serve_cli, ["--metrics", "entropy,niqe:checkpoint=/nonexistent.mat"])
     assert bad.exit_code == 2 and calls == []
     lines = bad.output.strip().splitlines()
-    assert len(lines) == 1 and "niqe:model=/nonexistent.mat" in lines[0], bad.output
+    assert len(lines) == 1 and "niqe:checkpoint=/nonexistent.mat" in lines[0], bad.output
     for args in ([], ["--metrics", ""], ["--metrics", " , "]):
         empty = runner.invoke(serve_cli, args)
         assert empty.exit_code == 2 and "--metrics" in empty.output, empty.output

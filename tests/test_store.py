@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from aigiqa.errors import AigiqaError
 from aigiqa.metrics.base import Metric
-from aigiqa.store import Base, ScoreStore, make_engine, open_store
+from aigiqa.store import ScoreBase, ScoreStore, make_engine, open_store
 from aigiqa.store import scores as store_scores
 from aigiqa.store.scores import CHUNK, prompt_input_hash
 
@@ -50,11 +50,10 @@ def test_make_engine_path_url_and_memory(tmp_path):
         make_engine(tmp_path)
 
 
-def test_store_creates_tables_and_extensible_base(db_url):
+def test_store_creates_its_tables(db_url):
     with ScoreStore(db_url) as db:
         names = set(inspect(db.engine).get_table_names())
-    assert {"scores", "file_hashes", "metrics"} <= names
-    assert {"scores", "file_hashes", "metrics"} <= set(Base.metadata.tables)
+    assert names == {"scores", "file_hashes", "metrics"} == set(ScoreBase.metadata.tables)
 
 
 def test_scores_are_unique_and_first_write_wins(db_url):
@@ -77,7 +76,7 @@ def test_scores_are_unique_and_first_write_wins(db_url):
 
 def test_unique_constraint_and_foreign_key_are_enforced(db_url):
     with ScoreStore(db_url) as db:
-        scores = Base.metadata.tables["scores"]
+        scores = ScoreBase.metadata.tables["scores"]
         metric = _Dummy()
         db.register_metric(metric)
         row = {"metric_key": metric.key, "input_hash": "h", "value": 1.0}
@@ -131,8 +130,8 @@ def test_content_hashes_cache_and_errors(tmp_path, monkeypatch, db_url):
         assert "not found" in errors[5] and str(missing) in errors[5]
         assert "not a regular file" in errors[6]
         reads: list[str] = []
-        real = store_scores.file_sha256
-        monkeypatch.setattr(store_scores, "file_sha256", lambda p: reads.append(p) or real(p))
+        real = store_scores.sha256_of
+        monkeypatch.setattr(store_scores, "sha256_of", lambda p: reads.append(p) or real(p))
         again, _ = db.content_hashes(files)
         assert again == hashes[:5] and reads == []
         files[2].write_bytes(b"new content")  # new size and mtime → read again

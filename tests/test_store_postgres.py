@@ -1,5 +1,5 @@
 """The store on PostgreSQL and SQLite alike: types, edge values, concurrency, the runner, and the
-throwaway cluster (aigiqa.store.pgtemp) the tests and the load benchmark run on."""
+throwaway cluster (aigiqa.testing.postgres) the tests and the load benchmark run on."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from aigiqa.errors import AigiqaError
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import register_metric
 from aigiqa.store import FileHash, ScoreStore, make_engine
-from aigiqa.store.pgtemp import PostgresUnavailable, TempPostgres, _temp_base, find_pg_bin
 from aigiqa.store.scores import _upsert
+from aigiqa.testing.postgres import PostgresUnavailable, TempPostgres, _temp_base, find_pg_bin
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -247,7 +247,7 @@ def test_cluster_folder_is_reachable_by_the_server_user(tmp_path, monkeypatch):
 
 
 def test_server_settings_stay_durable_and_checkpoint_runs(postgres_cluster):
-    from aigiqa.store.pgtemp import SERVER_SETTINGS
+    from aigiqa.testing.postgres import SERVER_SETTINGS
 
     pg = TempPostgres.start(dbname="tuned", settings=SERVER_SETTINGS)
     try:

@@ -23,7 +23,7 @@ from aigiqa.store.study import StudyStore
 from aigiqa.store.study_models import Rating
 from aigiqa.study import create_study
 from aigiqa.study.app import create_app
-from aigiqa.study.server import free_port, start_server
+from aigiqa.testing.servers import free_port, start_study_server
 from studies import rate_all
 
 EVIL_PROMPT = 'a cat </script><script>alert("x")</script> & <b>dog</b>'
@@ -242,7 +242,7 @@ def test_sigkill_keeps_every_acknowledged_rating(tmp_path, study_db_url):
     st = create_study(url, db, subjects=4, training=0, repeats=0, seed=1)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_server(url, port=port, log=tmp_path / "server.log")
+    proc = start_study_server(url, port=port, log=tmp_path / "server.log")
     acked: dict[tuple[str, str], float] = {}  # (token, submission id) -> value acknowledged
     sent: dict[str, list[tuple[int, str, float]]] = {s.token: [] for s in st.subjects}
     lock = threading.Lock()
@@ -278,7 +278,7 @@ def test_sigkill_keeps_every_acknowledged_rating(tmp_path, study_db_url):
         t.join(timeout=30)
     assert 40 <= len(acked) < 120, "the kill should land while raters are still rating"
 
-    proc = start_server(url, port=port, log=tmp_path / "server.log")
+    proc = start_study_server(url, port=port, log=tmp_path / "server.log")
     try:
         with StudyStore(url) as store, store.engine.connect() as conn:
             stored = {(r.subject_id, r.submission_id): (r.trial_id, r.value) for r in
@@ -315,7 +315,7 @@ def test_two_workers_share_the_store(tmp_path):
     url = str(tmp_path / "study.db")
     st = create_study(url, db, subjects=3, training=0, seed=2)
     port = free_port()
-    proc = start_server(url, port=port, log=tmp_path / "server.log", workers=2)
+    proc = start_study_server(url, port=port, log=tmp_path / "server.log", workers=2)
     failures: list[str] = []
     try:
         def rater(token: str) -> None:

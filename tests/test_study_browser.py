@@ -16,7 +16,7 @@ import pytest
 
 from aigiqa.demo import build_demo
 from aigiqa.study import create_study
-from aigiqa.study.server import free_port, start_server
+from aigiqa.testing.servers import free_port, start_study_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -39,7 +39,7 @@ def served(tmp_path):
     study = create_study(url, "demo", root, subjects=2, training=2, repeats=1,
                          session_size=5, seed=4)
     port = free_port()
-    proc = start_server(url, port=port, log=tmp_path / "server.log")
+    proc = start_study_server(url, port=port, log=tmp_path / "server.log")
     try:
         yield f"http://127.0.0.1:{port}", study
     finally:

@@ -143,6 +143,30 @@ def test_ratings_in_order_idempotent_and_checked(store, tmp_path):
     assert store.trial(s2.id, nxt.id) is None  # S1's trial is invisible to S2
 
 
+ACCEPTED_IDS = ("a", "x" * 64, "A-z_0.9:")
+REFUSED_IDS = ("", "x" * 65, "abc\n", "a b", "caf\u00e9", "a/b", 7)
+
+
+def test_submission_id_rule_is_the_same_in_store_and_app(store, tmp_path):
+    """One rule: 1-64 characters of A-Z a-z 0-9 _ . : - (a trailing newline is refused too)."""
+    from pydantic import ValidationError
+
+    from aigiqa.study.app import RatingIn
+
+    _, _, tokens = _plan(store, tiny_database(tmp_path / "db"))
+    s1 = store.subject_by_token(tokens["S1"])
+    for bad in REFUSED_IDS:
+        with pytest.raises(RatingValueError, match="submission_id"):
+            store.submit_rating(s1, store.state(s1.id).trial.id, 1.0, bad)
+        with pytest.raises(ValidationError):
+            RatingIn(trial_id=1, value=1.0, submission_id=bad)
+    assert store.count_ratings() == 0
+    for good in ACCEPTED_IDS:
+        _, replayed = store.submit_rating(s1, store.state(s1.id).trial.id, 1.0, good)
+        assert not replayed and RatingIn(trial_id=1, value=1.0, submission_id=good)
+    assert store.count_ratings() == len(ACCEPTED_IDS)
+
+
 def test_sessions_progress_and_frame(store, tmp_path):
     study_id, _, tokens = _plan(store, tiny_database(tmp_path / "db"))
     s1 = store.subject_by_token(tokens["S1"])

@@ -205,7 +205,8 @@ def test_fit_trains_the_metric_in_place(tmp_path):
     untrained_key = metric.key
     images = [load_image(r.path) for r in db][:4]
     before = metric.score(images)
-    result = metric.fit(db, "official", epochs=2, batch_size=4, progress=False)
+    assert metric.fit(db, "official", epochs=2, batch_size=4, progress=False) is metric
+    result = metric.fit_result  # the one protocol: fit(database, split=SPEC) -> self
     assert result.best_epoch in (1, 2) and len(result.history) == 2
     assert metric.key != untrained_key  # cached scores of the untrained model are not reused
     assert not np.allclose(metric.score(images), before)

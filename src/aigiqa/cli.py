@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from aigiqa.assets import cli as assets_cli
 from aigiqa.databases import cli as databases_cli
 from aigiqa.databases.cli import DbOptionOpt, FollowOpt
 from aigiqa.errors import AigiqaError
@@ -23,8 +24,7 @@ app = typer.Typer(
 databases_app = databases_cli.app  # list, validate, show
 metrics_app = typer.Typer(help="Quality metrics: list.", no_args_is_help=True)
 ntire_app = typer.Typer(help="NTIRE 2024 challenge submissions.", no_args_is_help=True)
-assets_app = typer.Typer(help="Parameter and weight files: list, import, download.",
-                         no_args_is_help=True)
+assets_app = assets_cli.app  # list, import, download
 app.add_typer(databases_app, name="databases")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(ntire_app, name="ntire")
@@ -294,14 +294,17 @@ def splits(
 @metrics_app.command("list")
 def metrics_list() -> None:
     """List the registered metrics with their metadata."""
+    from aigiqa.metrics.describe import metric_metadata
     from aigiqa.metrics.registry import list_metrics, metric_class
 
-    for name in list_metrics():
-        cls = metric_class(name)
-        flags = ("lower-better " if cls.lower_better else "") + (
-            "needs-prompt" if cls.needs_prompt else ""
+    names = list_metrics()
+    width = max([18, *map(len, names)]) + 2  # a long name never runs into its kind
+    for name in names:
+        info = metric_metadata(metric_class(name))
+        flags = ("lower-better " if info["lower_better"] else "") + (
+            "needs-prompt" if info["needs_prompt"] else ""
         )
-        typer.echo(f"{name:<20}{cls.kind:<11}{flags:<26}{cls.description}")
+        typer.echo(f"{name:<{width}}{info['kind']:<11}{flags:<26}{info['description']}")
 
 
 @ntire_app.command("submit")
@@ -341,38 +344,6 @@ def ntire_score(
     result = score_submission(submission, truth)
     for key in ("n", "srcc", "plcc", "krcc", "main"):
         typer.echo(f"{key:<5} {result[key]}")
-
-
-@assets_app.command("list")
-def assets_list() -> None:
-    """List registered assets: name, sha256, where it is installed (or 'missing')."""
-    from aigiqa.assets import find_asset, list_assets
-
-    for asset in list_assets():
-        where = find_asset(asset.name)
-        typer.echo(f"{asset.name:<32}{asset.sha256[:16]}…  {where or 'missing'}")
-
-
-@assets_app.command("import")
-def assets_import(
-    folder: Annotated[Path, typer.Argument(help="Folder holding asset files (checked by sha256)")],
-) -> None:
-    """Copy asset files from a folder (e.g. a download on another machine) into $AIGIQA_HOME."""
-    from aigiqa.assets import import_assets
-
-    for path in import_assets(folder):
-        typer.echo(f"imported {path}")
-
-
-@assets_app.command("download")
-def assets_download(
-    names: Annotated[list[str] | None, typer.Argument(help="Asset names (default: all)")] = None,
-) -> None:
-    """Fetch assets from their official sources (needs internet), check sha256, install."""
-    from aigiqa.assets import download, list_assets
-
-    for name in names or [a.name for a in list_assets()]:
-        typer.echo(f"downloaded {download(name)}")
 
 
 def main() -> None:

@@ -7,9 +7,10 @@ seconds. Nothing in it is a real AI-generated image and nothing is a real human 
 
 * scenes (sky, sun or moon, clouds, mountains, ground, a house, trees, a balloon) are drawn with
   Pillow and described by a prompt ("a red house and two pine trees on a green meadow …");
-* six simulated generators (``GENERATORS``; prefixes that are not AIGIQA-20K model names) add
-  artefacts at different levels: blur, noise, banding, colour cast, over-saturation and JPEG
-  blocking; sometimes an element of the prompt is missing or has the wrong colour (misalignment);
+* six simulated generators (``GENERATORS`` of :mod:`aigiqa.demo_generators`; prefixes that are
+  not AIGIQA-20K model names) add artefacts at different levels: blur, noise, banding, colour
+  cast, over-saturation and JPEG blocking; sometimes an element of the prompt is missing or has
+  the wrong colour (misalignment);
 * each image has generation hyper-parameters (steps, cfg) that drive the artefacts (few steps →
   more blur and noise, high cfg → over-saturation and cast, low cfg → more misalignment), written
   to ``hyperparameters.csv`` (name, steps, cfg): an addition of the demo, the release has none;
@@ -29,55 +30,20 @@ import csv
 import io
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from aigiqa.demo_generators import ARTEFACTS, PROFILES, GeneratorProfile
+from aigiqa.demo_generators import GENERATORS as GENERATORS
 from aigiqa.demo_scenes import SIZE as SIZE
 from aigiqa.demo_scenes import describe, elements, misalign, render, sample_scene
 from aigiqa.errors import AigiqaError
 
 N_RATERS = 21
 SPLITS = (("train", 0.7), ("val", 0.1), ("test", 0.2))
-ARTEFACTS = ("blur", "noise", "banding", "cast", "saturation", "blocking")
-
-
-@dataclass(frozen=True)
-class GeneratorProfile:
-    """A simulated text-to-image model: mean artefact strengths (0–1) and its sampler settings."""
-
-    full_name: str
-    artefacts: dict[str, float]
-    miss_rate: float  # probability that one prompt element is wrong
-    steps: tuple[int, ...]
-    cfg: tuple[float, float]
-
-
-def _profile(full: str, miss: float, steps: tuple[int, ...], cfg: tuple[float, float],
-             **strengths: float) -> GeneratorProfile:
-    return GeneratorProfile(full, {a: strengths.get(a, 0.03) for a in ARTEFACTS}, miss, steps, cfg)
-
-
-#: Name prefix → profile. None of the prefixes is an AIGIQA-20K model name.
-PROFILES: dict[str, GeneratorProfile] = {
-    "Crisp": _profile("Crisp (simulated)", 0.10, (25, 30, 40, 50), (5.0, 9.0),
-                      saturation=0.10),
-    "Blurry": _profile("Blurry (simulated)", 0.15, (10, 20, 30, 50), (3.0, 10.0),
-                       blur=0.55, blocking=0.10),
-    "Noisy": _profile("Noisy (simulated)", 0.15, (4, 8, 15, 25), (4.0, 12.0),
-                      noise=0.3, blur=0.08),
-    "Banded": _profile("Banded (simulated)", 0.15, (15, 25, 40), (4.0, 12.0),
-                       banding=0.55, blocking=0.35),
-    "Tinted": _profile("Tinted (simulated)", 0.15, (20, 30, 50), (5.0, 15.0),
-                       cast=0.55, saturation=0.15),
-    "Vivid": _profile("Vivid (simulated)", 0.35, (8, 20, 30), (1.5, 15.0),
-                      saturation=0.50, blur=0.06),
-}
-#: Name prefix → full generator name (what the database reader reports).
-GENERATORS: dict[str, str] = {k: p.full_name for k, p in PROFILES.items()}
 
 _NAME_RE = re.compile(rf"^({'|'.join(PROFILES)})_\d{{4}}\.png$")
 

@@ -48,3 +48,11 @@ class AssetError(AigiqaError):
 
 class SplitError(AigiqaError):
     """A split specification that cannot be applied (bad spec, fold, ratios, too few images)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error's text for a store, a report or an answer: the message of an AigiqaError (it
+    names the file, row or option already), else ``Type: message``."""
+    if isinstance(exc, AigiqaError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

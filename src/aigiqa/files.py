@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from aigiqa.errors import AigiqaError
 
-__all__ = ["check_file", "check_folder", "reason", "write_text"]
+__all__ = ["atomic_write", "check_file", "check_folder", "reason", "write_text"]
 
 
 def reason(exc: OSError) -> str:
@@ -84,26 +86,48 @@ def check_file(path: str | Path, what: str, option: str | None = None) -> Path:
     return path
 
 
-def write_text(path: str | Path, text: str, what: str, *, private: bool = False) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename; the folder is
-    created. Mode 0644, or 0600 with ``private`` (from the moment the file exists). Raises
-    AigiqaError naming the file (``what`` says which output it is) if it cannot be written."""
+@contextlib.contextmanager
+def atomic_write(path: str | Path, what: str, *, private: bool = False,
+                 binary: bool = True) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; on a clean exit it is flushed, fsynced
+    and renamed over ``path`` (a killed or failing writer never leaves half a file, and never
+    touches an existing ``path``). The folder is created. Mode 0644, or 0600 with ``private``
+    (from the moment the file exists). Text mode (``binary=False``) writes UTF-8 with no newline
+    translation. Raises AigiqaError naming the file (``what`` says which output it is) if it
+    cannot be written; an exception of the writer is re-raised and the temporary file removed.
+    """
     path = Path(path)
-    tmp = None
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8",
+                                                              newline="")
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise AigiqaError(f"{path}: cannot write {what} ({reason(exc)})") from exc
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         if not private:
             os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+        tmp = None
     except OSError as exc:
         raise AigiqaError(f"{path}: cannot write {what} ({reason(exc)})") from exc
     finally:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-    return path
+
+
+def write_text(path: str | Path, text: str, what: str, *, private: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write` (temporary file, fsync,
+    rename); mode 0644, or 0600 with ``private``. AigiqaError naming the file if it fails."""
+    with atomic_write(path, what, private=private, binary=False) as handle:
+        handle.write(text)
+    return Path(path)

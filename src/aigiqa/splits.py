@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import warnings
 from collections.abc import Mapping
 
 from aigiqa.databases.base import Database
@@ -32,7 +33,8 @@ DEFAULT_RATIOS = {"train": 0.7, "val": 0.1, "test": 0.2}
 DEFAULT_FOLDS = 5
 SPEC_HELP = "'official', 'fold:K' (K-th of 5 folds, from 0), 'fold:K/N' or 'ratio:0.7,0.1,0.2'"
 
-__all__ = ["DEFAULT_RATIOS", "kfold_splits", "official_split", "ratio_split", "resolve_split"]
+__all__ = ["DEFAULT_RATIOS", "kfold_splits", "official_split", "ratio_split", "resolve_split",
+           "training_records"]
 
 
 def official_split(db: Database) -> dict[str, list[str]]:
@@ -149,3 +151,28 @@ def resolve_split(db: Database, spec: str, *, seed: int = 0) -> dict[str, list[s
         keys = ("train", "test") if len(values) == 2 else ("train", "val", "test")
         return ratio_split(db, dict(zip(keys, values, strict=True)), seed)
     raise SplitError(f"unknown split {spec!r}: use {SPEC_HELP}")
+
+
+def training_records(db: Database, split: str = "official", *, seed: int = 0,
+                     metric: str = "metric") -> list:
+    """The labelled records a metric is fitted on: the ``train`` part of the split ``split``
+    (a spec, as :func:`resolve_split` reads it), in record order.
+
+    The protocol of every trainable metric's ``fit(database, split=SPEC)``. A split *name* of
+    the database that is not a spec (``"train"``: the old way of ``Brisque.fit``) still works,
+    with a DeprecationWarning: it is that part of the official split.
+    """
+    name = split.strip().lower()
+    is_spec = name == "official" or name.startswith(("fold:", "ratio:"))
+    if not is_spec and split in db.splits:
+        warnings.warn(f"metric {metric!r}: fit(split={split!r}) names a split of the database; "
+                      f"fit takes a split spec now ({SPEC_HELP}): use split='official' to fit "
+                      f"on its {split!r} part", DeprecationWarning, stacklevel=3)
+        names = official_split(db).get(split, [])
+    else:
+        parts = resolve_split(db, split, seed=seed)
+        if "train" not in parts:
+            raise SplitError(f"metric {metric!r}: split {split!r} of {db.name} has no train part "
+                             f"(parts: {', '.join(parts) or 'none'})")
+        names = parts["train"]
+    return [db.record(n) for n in names]

@@ -10,7 +10,6 @@ needs the ``ray`` extra) uses Ray Data actors on a local or remote Ray cluster.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import sys
@@ -23,10 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
-from aigiqa.errors import AigiqaError, AssetError, MetricError
+from aigiqa.errors import AigiqaError, MetricError, describe_error
 from aigiqa.images import load_image
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.registry import metric_from_spec
+from aigiqa.metrics.scoring import score_isolated
 
 #: Batches in flight per worker process (bounds memory and the work a crash can lose).
 IN_FLIGHT_PER_WORKER = 2
@@ -73,60 +73,14 @@ def make_backend(name: str, *, workers: int = 1, address: str | None = None) -> 
 
 
 # Scoring a batch (in a worker process, a Ray actor or in-process) --------------------------------
-def describe(exc: BaseException) -> str:
-    """An error's text for the store: the message of an AigiqaError, else ``Type: message``."""
-    if isinstance(exc, AigiqaError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def prepare_metric(metric: Metric) -> None:
-    """``metric.prepare()`` (reads its files on the first call): an error there is the metric's
-    or the machine's (a missing or corrupt parameter/weight file, an absent device), never the
-    images', so it ends the run instead of being stored as a failure of every image."""
-    try:
-        metric.prepare()
-    except AigiqaError:
-        raise
-    except Exception as exc:
-        raise MetricError(f"metric {metric.spec!r} cannot load its model ({describe(exc)})") \
-            from exc
-
-
 def _score_metric(
     metric: Metric, index: int, images: list[np.ndarray], prompts: list, hashes: list[str]
 ) -> list[Result]:
-    """Score one metric on decoded images; if the batch raises, score them one by one.
-
-    A metric that cannot get ready (``prepare_metric``) or a missing parameter/weight file
-    (AssetError, for metrics that load on first use) ends the run instead of being stored as a
-    failure of every image."""
-    prepare_metric(metric)
-    try:
-        values = np.asarray(
-            metric.score(images, prompts if metric.needs_prompt else None), dtype=np.float64
-        ).reshape(-1)
-        if len(values) != len(images):
-            raise MetricError(
-                f"metric {metric.spec!r} returned {len(values)} scores for {len(images)} images"
-            )
-    except AssetError:
-        raise
-    except Exception as exc:
-        if len(images) == 1:
-            return [(index, hashes[0], None, describe(exc))]
-        out: list[Result] = []
-        for k in range(len(images)):
-            out.extend(_score_metric(metric, index, images[k : k + 1], prompts[k : k + 1],
-                                     hashes[k : k + 1]))
-        return out
-    results: list[Result] = []
-    for h, v in zip(hashes, values, strict=True):
-        if math.isfinite(v):
-            results.append((index, h, float(v), None))
-        else:
-            results.append((index, h, None, f"metric {metric.spec!r} returned {v}"))
-    return results
+    """Score one metric on decoded images (:func:`aigiqa.metrics.scoring.score_isolated`: its
+    rules decide what fails alone and what ends the run)."""
+    outcomes = score_isolated(metric, images, prompts)
+    return [(index, h, None, describe_error(o)) if isinstance(o, BaseException) else
+            (index, h, o, None) for h, o in zip(hashes, outcomes, strict=True)]
 
 
 def score_batch(items: list[WorkItem], metrics: list[Metric]) -> list[Result]:
@@ -137,7 +91,7 @@ def score_batch(items: list[WorkItem], metrics: list[Metric]) -> list[Result]:
         try:
             loaded.append((item, load_image(item.path)))
         except Exception as exc:
-            results.extend((j, h, None, describe(exc)) for j, h in item.needs)
+            results.extend((j, h, None, describe_error(exc)) for j, h in item.needs)
     for j, metric in enumerate(metrics):
         images, prompts, hashes = [], [], []
         for item, image in loaded:
@@ -245,7 +199,7 @@ class LocalBackend:
                         raise  # a metric that cannot get ready: its own message, as in-process
                     except Exception as exc:
                         raise AigiqaError(
-                            f"a scoring worker failed ({describe(exc)}); scores committed so "
+                            f"a scoring worker failed ({describe_error(exc)}); scores committed so "
                             "far are kept: run again to continue"
                         ) from exc
                     on_result(results)

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from aigiqa.benchmark.backends import OnResult, Result, WorkItem, describe, score_batch
-from aigiqa.errors import AigiqaError, AssetError, MetricError
+from aigiqa.benchmark.backends import OnResult, Result, WorkItem, score_batch
+from aigiqa.errors import AigiqaError, AssetError, MetricError, describe_error
 from aigiqa.metrics.base import Metric
 
 #: Restarts of a scoring actor that died (crash, OOM kill, lost node) and retries of its batch
@@ -35,7 +35,7 @@ from aigiqa.metrics.base import Metric
 MAX_RESTARTS = 4
 
 #: The ``metric`` of a result row that carries, instead of a score, the error of a metric that
-#: cannot get ready (``backends.prepare_metric``); the driver raises it.
+#: cannot get ready (``aigiqa.metrics.scoring.prepare_metric``); the driver raises it.
 FATAL = -1
 
 #: Metric ``resources`` keys → ``map_batches`` arguments and ``ray.cluster_resources()`` names.
@@ -179,7 +179,7 @@ class RayBackend:
                 ray.init(address=self.address)
         except Exception as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise AigiqaError(f"cannot start or join {where} ({describe(exc)})") from exc
+            raise AigiqaError(f"cannot start or join {where} ({describe_error(exc)})") from exc
         return True
 
     def capacity(self, resources: dict[str, float]) -> int:
@@ -257,7 +257,7 @@ class RayBackend:
                 return
             except Exception as exc:
                 raise AigiqaError(
-                    f"the Ray run of metric(s) {specs} failed ({describe(exc)}); scores "
+                    f"the Ray run of metric(s) {specs} failed ({describe_error(exc)}); scores "
                     "committed so far are kept: run again to continue"
                 ) from exc
             yield batch

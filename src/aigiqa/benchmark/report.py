@@ -1,9 +1,9 @@
 """Benchmark outputs: scores.csv, results.csv, results.json and a self-contained report.html.
 
-Every file is written atomically (temp file in the same folder, then ``os.replace``), so a killed
-run never leaves a half-written result. The report is rebuilt from the folder alone
-(``results.json`` + ``scores.csv``); plots are matplotlib figures (Agg canvas, imported lazily)
-embedded as base64 PNG.
+Every file is written atomically (:func:`aigiqa.files.atomic_write`: temporary file beside it,
+fsync, rename), so a killed run never leaves a half-written result. The report is rebuilt from
+the folder alone (``results.json`` + ``scores.csv``); plots are matplotlib figures (Agg canvas,
+imported lazily) embedded as base64 PNG.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 
 from aigiqa.benchmark import plots
 from aigiqa.errors import AigiqaError
-from aigiqa.files import check_file, check_folder, reason, write_text
+from aigiqa.files import atomic_write, check_file, check_folder, reason, write_text
 
 SCORES = "scores.csv"
 RESULTS_CSV = "results.csv"
@@ -58,10 +58,15 @@ def write_outputs(
         "results_csv": out / RESULTS_CSV,
         "results_json": out / RESULTS_JSON,
     }
-    _atomic_write(paths["scores"], frame.to_csv(index=False))
-    _atomic_write(paths["results_csv"], results.to_csv(index=False))
     payload = {"meta": _jsonable(meta), "results": _jsonable(results.to_dict(orient="records"))}
-    _atomic_write(paths["results_json"], json.dumps(payload, indent=1, allow_nan=False) + "\n")
+    text = json.dumps(payload, indent=1, allow_nan=False) + "\n"
+    try:
+        for path, table in ((paths["scores"], frame), (paths["results_csv"], results)):
+            with atomic_write(path, f"the results file {path.name}", binary=False) as handle:
+                table.to_csv(handle, index=False)  # streamed: no copy of the table as text
+        write_text(paths["results_json"], text, f"the results file {RESULTS_JSON}")
+    except AigiqaError as exc:
+        raise ReportError(str(exc)) from exc
     paths["report"] = build_report(out)
     return paths
 
@@ -113,17 +118,12 @@ def build_report(out: Path) -> Path:
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ReportError(f"{scores_path}: not a readable scores file ({exc})") from None
     path = out / REPORT
-    _atomic_write(path, render_html(meta, results, scores))
-    return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a temp file beside ``path``, fsync it, then ``os.replace``;
-    ReportError naming the file if it cannot be written."""
+    page = render_html(meta, results, scores)
     try:
-        write_text(path, text, "a benchmark output")
+        write_text(path, page, f"the results file {REPORT}")
     except AigiqaError as exc:
         raise ReportError(str(exc)) from exc
+    return path
 
 
 def _jsonable(obj: Any) -> Any:

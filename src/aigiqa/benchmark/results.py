@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from aigiqa.errors import AigiqaError
+from aigiqa.evaluation import CI_STATS, evaluate, evaluate_many
 
 STATS = ("srcc", "krcc", "plcc", "plcc_raw", "rmse", "main")
-CI_STATS = ("srcc", "plcc", "krcc", "main")
 CI_COLUMNS = tuple(f"{s}_ci_{end}" for s in CI_STATS for end in ("low", "high"))
 COLUMNS = ("metric", "group", "value", "n", "n_failed", *STATS, *CI_COLUMNS)
 MIN_N = 3
@@ -140,8 +140,6 @@ def _stats(pred: np.ndarray, truth: np.ndarray, lower: bool) -> dict[str, float]
     out = dict.fromkeys((*STATS, *CI_COLUMNS), float("nan"))
     if len(pred) < MIN_N:
         return out
-    from aigiqa.evaluation import evaluate
-
     result = evaluate(pred, truth, lower_better=lower)
     out.update({k: float(result[k]) for k in STATS})
     return out
@@ -154,8 +152,6 @@ def _overall(preds: dict[str, np.ndarray], truth: np.ndarray, lower: dict[str, b
     Metrics scored on the same images share one ``evaluate_many`` call (the resampling is the
     costly part and the same resamples then serve every metric of the call).
     """
-    from aigiqa.evaluation import evaluate_many
-
     by_mask: dict[bytes, list[str]] = {}
     for name, pred in preds.items():
         by_mask.setdefault(np.isfinite(pred).tobytes(), []).append(name)

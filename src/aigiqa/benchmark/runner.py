@@ -33,7 +33,9 @@ from aigiqa.benchmark.backends import Backend, Result, WorkItem, make_backend
 from aigiqa.errors import AigiqaError, MetricError
 from aigiqa.images import find_images
 from aigiqa.metrics.base import Metric
-from aigiqa.metrics.registry import metric_from_spec
+from aigiqa.metrics.describe import metric_metadata
+from aigiqa.metrics.inputs import prompt_problem
+from aigiqa.metrics.registry import metric_from_spec, metrics_from_list
 from aigiqa.store.scores import ScoreStore, StoredScore, open_store, prompt_input_hash
 
 
@@ -68,17 +70,12 @@ class BenchmarkResult:
 
 # Metrics and prompts ------------------------------------------------------------------------------
 def resolve_metrics(metrics: Sequence[Metric | str] | str) -> list[Metric]:
-    """Metric instances from instances and/or specs (``"name:opt=v"``, or one comma list)."""
+    """Metric instances from instances and/or specs (``"name:opt=v"``, or one comma list);
+    the registry creates them. MetricError if none is given or a spec appears twice."""
     if isinstance(metrics, str):
-        metrics = [s for s in metrics.split(",") if s.strip()]
-    resolved: list[Metric] = []
-    for item in metrics:
-        if isinstance(item, Metric):
-            resolved.append(item)
-        elif isinstance(item, str):
-            resolved.append(metric_from_spec(item))
-        else:
-            raise MetricError(f"not a metric or metric spec: {item!r}")
+        resolved = metrics_from_list(metrics)
+    else:
+        resolved = [_metric(item) for item in metrics]
     if not resolved:
         raise MetricError("no metric given")
     specs = [m.spec for m in resolved]
@@ -86,6 +83,14 @@ def resolve_metrics(metrics: Sequence[Metric | str] | str) -> list[Metric]:
     if duplicates:
         raise MetricError(f"metric(s) given twice: {', '.join(duplicates)}")
     return resolved
+
+
+def _metric(item: Metric | str) -> Metric:
+    if isinstance(item, Metric):
+        return item
+    if isinstance(item, str):
+        return metric_from_spec(item)
+    raise MetricError(f"not a metric or metric spec: {item!r}")
 
 
 def _align_prompts(
@@ -108,9 +113,7 @@ def _check_prompts(metrics: list[Metric], names: list[str], prompts: list[str | 
     for metric in metrics:
         if not metric.needs_prompt:
             continue
-        missing = [
-            names[i] for i, p in enumerate(prompts) if not isinstance(p, str) or not p.strip()
-        ]
+        missing = [names[i] for i, p in enumerate(prompts) if prompt_problem(p) is not None]
         if missing:
             raise MetricError(
                 f"metric {metric.spec!r} needs a prompt for every image; {len(missing)} of "
@@ -312,14 +315,6 @@ def score_files(
     return frame, result
 
 
-def metrics_meta(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
-    """Metadata of each metric as results/report expect it."""
-    return [{"spec": m.spec, "name": m.name, "key": m.key, "kind": m.kind,
-             "lower_better": bool(m.lower_better), "needs_prompt": bool(m.needs_prompt),
-             "score_range": None if m.score_range is None else list(m.score_range)}
-            for m in metrics]
-
-
 def run_benchmark(
     database,
     metrics: Sequence[Metric | str] | str,
@@ -367,7 +362,7 @@ def run_benchmark(
     )
     for column in table.scores.columns:
         frame[column] = table.scores[column].to_numpy()
-    meta_metrics = metrics_meta(metric_list)
+    meta_metrics = [metric_metadata(m) for m in metric_list]
     target = database.info.main_target
     results = summarize(
         frame, meta_metrics, target=target, hyper=database.hyper_names,

@@ -28,7 +28,7 @@ from aigiqa.databases.tables import (
     reject_options,
     text_column,
 )
-from aigiqa.demo import GENERATORS
+from aigiqa.demo_generators import GENERATORS
 from aigiqa.errors import DatabaseError
 
 HYPER_FILE = "hyperparameters.csv"

@@ -52,11 +52,10 @@ class _BaselineMetric(Metric):
     needs_prompt: ClassVar[bool] = False
     min_size: ClassVar[int] = 1
 
-    def score(
+    def score_batch(
         self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
     ) -> np.ndarray:
         """Score RGB uint8 images (H, W, 3), one value per image; float64 array (len(images),)."""
-        self.check_batch(images, prompts)
         out = np.empty(len(images), dtype=np.float64)
         for i, image in enumerate(images):
             out[i] = self.score_one(check_rgb(self.name, i, image, self.min_size))

@@ -26,7 +26,7 @@ _BUILTIN_MODULES = (
     "aigiqa.metrics.learned.stairiqa",
     "aigiqa.metrics.learned.maniqa",
     "aigiqa.metrics.learned.musiq",
-    "aigiqa.metrics.clipiqa",
+    "aigiqa.metrics.alignment.clipiqa",
     "aigiqa.metrics.alignment.clipscore",
     "aigiqa.metrics.alignment.pickscore",
     "aigiqa.metrics.alignment.hpsv2",

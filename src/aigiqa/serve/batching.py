@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aigiqa.errors import MetricError
 from aigiqa.metrics.base import Metric
+from aigiqa.metrics.scoring import score_isolated
 
 
 @dataclass
@@ -128,31 +128,13 @@ class MicroBatcher:
             else:
                 job.future.set_result(result)
 
-    def _prompts(self, jobs: list[_Job]) -> list[str] | None:
-        return [job.prompt or "" for job in jobs] if self.metric.needs_prompt else None
-
-    def _score(self, jobs: list[_Job]) -> list[float]:
-        values = np.asarray(
-            self.metric.score([job.image for job in jobs], self._prompts(jobs)),  # type: ignore
-            dtype=np.float64
-        ).reshape(-1)
-        if len(values) != len(jobs):
-            raise MetricError(
-                f"metric {self.name!r} returned {len(values)} scores for {len(jobs)} images"
-            )
-        return [float(v) for v in values]
-
     def _score_isolated(self, jobs: list[_Job]) -> list[float | BaseException]:
-        """Score a batch (in a worker thread); on failure score each job alone."""
+        """Score a batch (in a worker thread) by the one scoring path of aigiqa
+        (:func:`aigiqa.metrics.scoring.score_isolated`); an error it raises (a metric that cannot
+        read its files) fails every job of the batch."""
+        images = [job.image for job in jobs]
+        prompts = [job.prompt for job in jobs]
         try:
-            return list(self._score(jobs))
+            return score_isolated(self.metric, images, prompts)  # type: ignore[arg-type]
         except Exception as exc:
-            if len(jobs) == 1:
-                return [exc]
-        out: list[float | BaseException] = []
-        for job in jobs:
-            try:
-                out.append(self._score([job])[0])
-            except Exception as exc:
-                out.append(exc)
-        return out
+            return [exc] * len(jobs)

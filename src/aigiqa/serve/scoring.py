@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Mapping
 from concurrent.futures import Executor
 
 import numpy as np
 
-from aigiqa.errors import AigiqaError, AssetError
+from aigiqa.errors import AssetError, describe_error
 from aigiqa.serve.batching import MicroBatcher
 from aigiqa.serve.budget import DecodeBudget, Lease
 from aigiqa.serve.config import ServeConfig
@@ -75,7 +74,7 @@ class Scorer:
             try:
                 out.append(read_header(item.source, item.source.name, self.config.max_pixels))
             except Exception as exc:
-                out.append(_describe(exc))
+                out.append(describe_error(exc))
         return out
 
     async def _score_item(self, item: Item, header: Header | str, ids: list[str],
@@ -92,20 +91,14 @@ class Scorer:
             futures: dict[str, asyncio.Future[float]] = {}
             for metric_id in ids:
                 batcher = self.batchers[metric_id]
-                if batcher.metric.needs_prompt and not item.prompt:
-                    result.errors[metric_id] = f"metric {metric_id!r} needs a prompt; none given"
-                else:
-                    futures[metric_id] = batcher.submit(image, item.prompt, lease.hold().release)
+                futures[metric_id] = batcher.submit(image, item.prompt, lease.hold().release)
             del image  # the batchers hold it now
             outcomes = await asyncio.gather(*futures.values(), return_exceptions=True)
         finally:
             lease.release()
         for metric_id, outcome in zip(futures, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, BaseException):  # the rule of metrics.scoring.score_isolated
                 result.errors[metric_id] = _metric_failure(metric_id, outcome)
-            elif not math.isfinite(outcome):
-                result.errors[metric_id] = (f"metric {metric_id!r} returned {outcome} "
-                                            "for this image")
             else:
                 result.scores[metric_id] = outcome
 
@@ -121,18 +114,14 @@ class Scorer:
         try:
             image = await asyncio.wrap_future(work)
         except Exception as exc:
-            return _describe(exc)
+            return describe_error(exc)
         lease.shrink(image.nbytes)
         return image
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, AigiqaError) else f"{type(exc).__name__}: {exc}"
 
 
 def _metric_failure(metric_id: str, exc: BaseException) -> str:
     """What a client is told about a metric that failed on an image: no server file names."""
     if isinstance(exc, AssetError | OSError):
-        log.warning("metric %r failed on an image: %s", metric_id, _describe(exc))
+        log.warning("metric %r failed on an image: %s", metric_id, describe_error(exc))
         return f"metric {metric_id!r} failed on the server (see its log)"
-    return _describe(exc)
+    return describe_error(exc)

@@ -10,7 +10,6 @@ and no answer shows such a value.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from fastapi import HTTPException
 
 from aigiqa.errors import AigiqaError
 from aigiqa.metrics.base import Metric
+from aigiqa.metrics.describe import metric_metadata
 from aigiqa.metrics.registry import list_metrics, metric_class, metric_from_spec
 from aigiqa.serve.config import ServeConfigError
 from aigiqa.serve.schemas import MetricInfo
@@ -104,7 +104,8 @@ def resolve_ids(requested: list[str], served: Mapping[str, Metric]) -> list[str]
         if sep:
             cls = type(served[name]) if name in served else _known_class(name)
             keys = [p.partition("=")[0].strip() for p in rest.split(":")]
-            files = sorted({k for k in keys if cls is not None and k in cls.file_options})
+            files = sorted({k for k in keys if cls is not None and (
+                k in cls.file_options or cls.deprecated_options.get(k) in cls.file_options)})
             detail = (f"{shown}: option(s) {', '.join(files)} name files on the server; "
                       "clients cannot set them. " if files else
                       f"{shown}: options cannot be set by a client. ")
@@ -119,16 +120,8 @@ def resolve_ids(requested: list[str], served: Mapping[str, Metric]) -> list[str]
 def metric_info(served_id: str, metric: Metric) -> MetricInfo:
     """Public description of a served metric: metadata and option values, file-valued ones named
     without their value."""
-    cls = type(metric)
-    files = [k for k in cls.file_options if k in metric.options]
-    return MetricInfo(
-        id=served_id, name=cls.name, kind=cls.kind, lower_better=cls.lower_better,
-        needs_prompt=cls.needs_prompt,
-        score_range=None if cls.score_range is None else [
-            float(v) if math.isfinite(v) else None for v in cls.score_range],
-        description=cls.description or (cls.__doc__ or "").strip().split("\n")[0],
-        citation=cls.citation, version=str(cls.version),
-        options={k: v if isinstance(v, str | int | float | bool | None) else str(v)
-                 for k, v in metric.options.items() if k not in files},
-        file_options=files,
-    )
+    info = metric_metadata(metric)
+    files = [k for k in info["file_options"] if k in metric.options]
+    info.update(id=served_id, file_options=files,
+                options={k: v for k, v in info["options"].items() if k not in files})
+    return MetricInfo(**{field: info[field] for field in MetricInfo.model_fields})

@@ -18,7 +18,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, Engine, String, Table, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
+from aigiqa.chunking import chunks
+from aigiqa.digests import sha256_of
 from aigiqa.errors import AigiqaError
 from aigiqa.store.engine import check_sqlite_file, make_engine, sqlite_file, sqlite_path
-from aigiqa.store.models import Base, FileHash, MetricInfo, Score
+from aigiqa.store.score_models import FileHash, MetricInfo, Score, ScoreBase
 
 if TYPE_CHECKING:
     from aigiqa.metrics.base import Metric
@@ -57,12 +59,6 @@ class StoredScore:
         return self.value is None
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (read in blocks)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def prompt_input_hash(content_hash: str, prompt: str) -> str:
     """Input hash of an (image, prompt) pair for prompt-aware metrics: sha256 of both."""
     return hashlib.sha256(f"{content_hash}\0{prompt}".encode()).hexdigest()
@@ -84,16 +80,12 @@ def _sql(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     return wrap
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class ScoreStore:
     """The score cache on one database (SQLite file, in-memory SQLite or a SQLAlchemy URL).
 
-    Create with a path, a URL, ``None`` (in memory) or an existing ``engine``; tables are created
-    if missing. Use as a context manager or call ``close()``.
+    Create with a path, a URL, ``None`` (in memory) or an existing ``engine``; the score tables
+    (``ScoreBase``: no study table) are created if missing. Use as a context manager or call
+    ``close()``.
     """
 
     def __init__(self, url_or_path: str | Path | None = None, *, engine: Engine | None = None):
@@ -105,7 +97,7 @@ class ScoreStore:
         if self.file is not None and self.file != planned:
             check_sqlite_file(self.file)
         try:
-            Base.metadata.create_all(self.engine)
+            ScoreBase.metadata.create_all(self.engine)
         except DBAPIError as exc:
             self.engine.dispose()
             raise self._error("opening it", exc) from exc
@@ -229,7 +221,7 @@ class ScoreStore:
 
         def one(path: str) -> str | OSError:
             try:
-                return file_sha256(path)
+                return sha256_of(path)
             except OSError as exc:
                 return exc
 
@@ -264,7 +256,7 @@ class ScoreStore:
         wanted = list(dict.fromkeys(input_hashes))
         found: dict[str, StoredScore] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted, CHUNK):
                 result = conn.execute(
                     select(Score.input_hash, Score.value, Score.error).where(
                         Score.metric_key == metric_key, Score.input_hash.in_(chunk)
@@ -289,7 +281,7 @@ class ScoreStore:
             return
         records.sort(key=lambda r: (r["metric_key"], r["input_hash"]))
         with self.engine.begin() as conn:
-            for chunk in _chunks(records):
+            for chunk in chunks(records, CHUNK):
                 _insert_ignore(conn, Score.__table__, list(chunk), ["metric_key", "input_hash"])
 
     @_sql("deleting cached failures")
@@ -297,7 +289,7 @@ class ScoreStore:
         """Delete cached failures of one metric for these inputs, so they are scored again."""
         wanted = list(dict.fromkeys(input_hashes))
         with self.engine.begin() as conn:
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted, CHUNK):
                 conn.execute(
                     delete(Score).where(
                         Score.metric_key == metric_key,
@@ -384,7 +376,7 @@ def _upsert(conn: Connection, table: Table, rows: list[dict], keys: list[str]) -
     several rows with one key, the last wins)."""
     rows = _by_key(rows, keys)
     stmt = _dialect_insert(conn, table)
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows, CHUNK):
         if stmt is not None:
             update = {c: stmt.excluded[c] for c in chunk[0] if c not in keys}
             conn.execute(

@@ -8,70 +8,76 @@ PostgreSQL. Rules the web app relies on:
 - a rating is unique per trial and per (subject, submission id): a replay (same submission id or
   same trial) inserts nothing and returns the stored rating, so the answer equals the first one;
 - :meth:`StudyStore.submit_rating` returns only after its transaction has committed;
-- on SQLite every write transaction is ``BEGIN IMMEDIATE`` (takes the write lock first and waits
-  for it), so concurrent raters queue instead of failing on a stale read snapshot; on a SQLite
-  file the store's writers (all threads and processes) first queue on an exclusive ``flock`` of
-  ``<file>.writelock``, woken as soon as it is free, instead of SQLite's busy handler, which
-  polls with sleeps of up to 100 ms (a latency tail with several server processes).
+- on SQLite, writers queue (``BEGIN IMMEDIATE`` after a ``flock`` of ``<file>.writelock``, see
+  :mod:`aigiqa.store.sqlite_writes`) instead of failing on a stale read snapshot.
 
-Connections: a pool of ``pool_size`` connections kept open (no overflow connections opened and
-closed under load: on PostgreSQL each costs a SCRAM authentication).
+Connections: ``pool_size`` pooled connections kept open (none opened and closed under load: on
+PostgreSQL each costs a SCRAM authentication). Tokens are stored as sha256 digests only, looked
+up through the unique index on the digest and confirmed with ``hmac.compare_digest`` (a timing
+difference could only reveal bits of a digest, never of the token).
 
-Tokens are stored as sha256 hex digests only; lookups go through the unique index on the digest
-and the match is confirmed with ``hmac.compare_digest`` (a timing difference could only reveal
-bits of a digest, never of the token).
+Split out: the rules, errors and values handed out (:mod:`~aigiqa.store.study_domain`, all
+importable from here), set-up writes (:mod:`~aigiqa.store.study_setup`), admin queries
+(:mod:`~aigiqa.store.study_admin`), tables (:mod:`~aigiqa.store.study_models`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-import math
-import os
-import re
-import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    Connection,
-    Engine,
-    event,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, func, literal, or_, select, update
 
-from aigiqa.errors import AigiqaError
-from aigiqa.store.engine import make_engine, sqlite_file
-from aigiqa.store.models import Base
-from aigiqa.store.study_models import (
+from aigiqa.store import study_admin, study_setup
+from aigiqa.store.engine import make_engine
+from aigiqa.store.lru import LruMap
+from aigiqa.store.sqlite_writes import WRITE_OPTION, queue_sqlite_writers
+from aigiqa.store.study_domain import (
+    SUBMISSION_ID_MAX_LENGTH,
+    SUBMISSION_ID_PATTERN,
     TRIAL_KINDS,
-    Generator,
-    HyperParameter,
+    PlannedTrial,
+    RatingValueError,
+    StoredRating,
+    StudyError,
+    StudyInfo,
+    SubjectPlan,
+    SubjectRef,
+    SubjectState,
+    TrialConflict,
+    TrialNotFound,
+    TrialView,
+    check_rating_value,
+    check_submission_id,
+    hash_token,
+    is_token,
+    iso_utc,
+    new_token,
+)
+from aigiqa.store.study_models import (
     Prompt,
     Rating,
+    StudyBase,
     StudyDatabase,
     StudyImage,
-    StudyMos,
     StudySession,
     Subject,
     Trial,
 )
 from aigiqa.store.study_models import Study as StudyRow
 
-CHUNK = 500
+__all__ = ["PLAN_CACHE_SIZE", "POOL_OVERFLOW", "POOL_SIZE", "SUBJECT_CACHE_SIZE", "TRIAL_KINDS",
+           "SUBMISSION_ID_MAX_LENGTH", "SUBMISSION_ID_PATTERN",
+           "PlannedTrial", "RatingValueError", "StoredRating", "StudyError", "StudyInfo",
+           "StudyStore", "SubjectRef", "SubjectState", "TrialConflict", "TrialNotFound",
+           "TrialView", "hash_token", "new_token"]
+
 #: Pooled connections kept per StudyStore (and process) by default.
 POOL_SIZE = 16
 #: Extra connections allowed beyond the pool (opened and closed on demand) as a safety valve.
@@ -81,240 +87,26 @@ SUBJECT_CACHE_SIZE = 4096
 #: Subjects' plans (their trials: image path, prompt …; session bounds) kept per process.
 PLAN_CACHE_SIZE = 1024
 _RATING = Rating.__table__
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-_SUBMISSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-class StudyError(AigiqaError):
-    """A study that cannot be planned, stored or served as asked."""
-
-
-class TrialNotFound(StudyError):
-    """No such trial for this subject (or no such subject)."""
-
-
-class TrialConflict(StudyError):
-    """A rating for a trial that is not the subject's current one, or a reused submission id."""
-
-
-class RatingValueError(StudyError):
-    """A score outside the study's scale, off its step grid, or not a finite number."""
-
-
-def hash_token(token: str) -> str:
-    """sha256 hex digest of a token (what the store keeps)."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def new_token() -> str:
-    """A fresh unguessable URL-safe token (256 bits)."""
-    return secrets.token_urlsafe(32)
-
-
-@dataclass(frozen=True, slots=True)
-class StudyInfo:
-    """A study's settings as the app needs them."""
-
-    id: int
-    name: str
-    scale_lo: float
-    scale_hi: float
-    scale_step: float
-    labels: tuple[str, ...]
-    design: str
-    session_size: int
-    database_root: str
-    csrf_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectRef:
-    """A subject found by token: ids, label and the study's settings."""
-
-    id: int
-    label: str
-    study: StudyInfo
-
-
-@dataclass(frozen=True, slots=True)
-class TrialView:
-    """A trial as shown to its subject (no image name: it would reveal hidden repeats)."""
-
-    id: int
-    position: int
-    kind: str
-    session: int
-    prompt: str | None
-    note: str | None
-    image_path: str  # relative to the database root
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectState:
-    """Where a subject stands: ratings done, trials planned, the current trial (None = done)."""
-
-    done: int
-    total: int
-    sessions: int
-    trial: TrialView | None
-    session_start: bool  # the current trial opens its session
-
-    @property
-    def finished(self) -> bool:
-        return self.trial is None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRating:
-    """An acknowledged rating as the store keeps it."""
-
-    trial_id: int
-    value: float
-    kind: str
-    session: int
-    submission_id: str
-    created_at: str  # ISO 8601, UTC
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "value": self.value, "kind": self.kind,
-                "session": self.session, "submission_id": self.submission_id,
-                "time": self.created_at}
-
-
-@dataclass(frozen=True, slots=True)
-class _SubjectPlan:
-    """A subject's fixed plan: its trials by position (views and image ids), trial id →
-    position, number of sessions, session number → (first, last) position."""
-
-    trials: tuple[TrialView, ...]
-    image_ids: tuple[int, ...]
-    positions: dict[int, int]
-    sessions: int
-    bounds: dict[int, tuple[int, int]]
-
-    @property
-    def total(self) -> int:
-        return len(self.trials)
-
-    def state(self, done: int) -> SubjectState:
-        """The state after ``done`` ratings (the trial at position ``done``, if any)."""
-        trial = self.trials[done] if done < len(self.trials) else None
-        start = trial is not None and self.bounds.get(trial.session, (None,))[0] == done
-        return SubjectState(done=done, total=len(self.trials), sessions=self.sessions,
-                            trial=trial, session_start=start)
-
-
-class _Lru:
-    """A small thread-safe LRU map (entries never go stale: what it holds is immutable)."""
-
-    def __init__(self, size: int):
-        self._size = size
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedTrial:
-    """One planned trial: image name, kind (training|rating|repeat), session, anchor note."""
-
-    image: str
-    kind: str
-    session: int
-    note: str | None = None
-
-
-def _iso(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-class _FileWriteLock:
-    """Exclusive lock of a SQLite file's writers: a thread lock, then ``flock`` of a lock file
-    beside the database (other processes). Released by the kernel if a process dies."""
-
-    def __init__(self, db_file: Path):
-        self.path = db_file.with_name(db_file.name + ".writelock")
-        self._thread_lock = threading.Lock()
-        self._fd: int | None = None
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): this process's threads only
-            fcntl = None
-        with self._thread_lock:
-            if fcntl is None:
-                yield
-                return
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        with self._thread_lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-
-def _sqlite_autocommit_driver(dbapi_connection, connection_record) -> None:  # noqa: ARG001
-    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" hook below emits BEGIN
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get("aigiqa_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 class StudyStore:
     """Data access of the study tables on one database (path, URL, or an Engine it does not own).
 
-    Tables (all of ``Base``) are created if missing. Use as a context manager or ``close()``.
+    The study tables (:class:`~aigiqa.store.study_models.StudyBase`; no score table) are created
+    if missing. Use as a context manager or ``close()``.
     """
 
     def __init__(self, url_or_path: str | Path | None = None, *, engine: Engine | None = None,
                  pool_size: int = POOL_SIZE):
         self._owns_engine = engine is None
         self._studies: dict[int, StudyInfo] = {}
-        self._by_token = _Lru(SUBJECT_CACHE_SIZE)  # token digest → SubjectRef
-        self._plans = _Lru(PLAN_CACHE_SIZE)  # subject id → _SubjectPlan
+        self._by_token = LruMap(SUBJECT_CACHE_SIZE)  # token digest → SubjectRef
+        self._plans = LruMap(PLAN_CACHE_SIZE)  # subject id → SubjectPlan
         self.engine = engine if engine is not None else make_engine(
             url_or_path, pool_size=pool_size, max_overflow=POOL_OVERFLOW)
-        self._write_lock: _FileWriteLock | None = None
-        if self.engine.dialect.name == "sqlite" and self._owns_engine:
-            event.listen(self.engine, "connect", _sqlite_autocommit_driver)
-            event.listen(self.engine, "begin", _sqlite_begin)
-            db_file = sqlite_file(self.engine)
-            if db_file is not None:
-                self._write_lock = _FileWriteLock(db_file)
-        Base.metadata.create_all(self.engine)
+        # Only on an engine of its own: hooks must be installed before the first connection.
+        self._write_lock = queue_sqlite_writers(self.engine) if self._owns_engine else None
+        StudyBase.metadata.create_all(self.engine)
 
     def close(self) -> None:
         if self._owns_engine:
@@ -345,129 +137,29 @@ class StudyStore:
         the file's write lock)."""
         lock = nullcontext() if self._write_lock is None else self._write_lock.hold()
         with self.engine.connect() as conn:
-            conn.execution_options(aigiqa_write=True)
+            conn.execution_options(**{WRITE_OPTION: True})
             with lock, conn.begin():
                 yield conn
 
-    # Databases and images ---------------------------------------------------------------------
+    # Databases and studies (set-up) -----------------------------------------------------------
     def add_database(self, db) -> int:
         """Store a :class:`~aigiqa.databases.base.Database` (images, prompts, generators,
         hyper-parameters, released main target); returns its id. Known (name, root): reused,
         new images added."""
-        root = str(Path(db.root).absolute())
-        lo, hi = db.info.score_range
-        main = db.info.main_target
         with self._write() as conn:
-            db_id = conn.execute(select(StudyDatabase.id).where(
-                StudyDatabase.name == db.info.name, StudyDatabase.root == root)).scalar()
-            if db_id is None:
-                db_id = conn.execute(insert(StudyDatabase).values(
-                    name=db.info.name, root=root, score_lo=float(lo), score_hi=float(hi)
-                ).returning(StudyDatabase.id)).scalar_one()
-            prompt_ids = self._ensure_prompts(conn, [r.prompt for r in db if r.prompt])
-            gen_ids = self._ensure_generators(conn, [r.generator for r in db if r.generator])
-            known = set(conn.execute(select(StudyImage.name).where(
-                StudyImage.database_id == db_id)).scalars())
-            rows = []
-            for rec in db:
-                if rec.name in known:
-                    continue
-                path = Path(rec.path)
-                try:
-                    rel = path.absolute().relative_to(root).as_posix()
-                except ValueError:
-                    raise StudyError(f"{db.info.name}: image {rec.name!r} at {path} lies "
-                                     f"outside the database root {root}") from None
-                mos = rec.targets.get(main)
-                rows.append({
-                    "database_id": db_id, "name": rec.name, "path": rel,
-                    "prompt_id": prompt_ids.get(rec.prompt) if rec.prompt else None,
-                    "generator_id": gen_ids.get(rec.generator) if rec.generator else None,
-                    "split": rec.split,
-                    "mos": None if mos is None or not math.isfinite(mos) else float(mos),
-                })
-            for chunk in _chunks(rows):
-                conn.execute(insert(StudyImage), list(chunk))
-            ids = self._image_ids(conn, db_id)
-            hyper = [{"image_id": ids[rec.name], "name": str(k), "value": str(v)}
-                     for rec in db if rec.name not in known for k, v in rec.hyper.items()]
-            for chunk in _chunks(hyper):
-                conn.execute(insert(HyperParameter), list(chunk))
-        return int(db_id)
+            return study_setup.store_database(conn, db)
 
-    @staticmethod
-    def _ensure_prompts(conn: Connection, texts: list[str]) -> dict[str, int]:
-        by_hash = {hashlib.sha256(t.encode("utf-8")).hexdigest(): t for t in texts}
-        found: dict[str, int] = {}
-        for chunk in _chunks(list(by_hash)):
-            for h, pid in conn.execute(select(Prompt.sha256, Prompt.id).where(
-                    Prompt.sha256.in_(chunk))):
-                found[h] = pid
-        fresh = [{"sha256": h, "text": t} for h, t in by_hash.items() if h not in found]
-        for chunk in _chunks(fresh):
-            conn.execute(insert(Prompt), list(chunk))
-            for h, pid in conn.execute(select(Prompt.sha256, Prompt.id).where(
-                    Prompt.sha256.in_([r["sha256"] for r in chunk]))):
-                found[h] = pid
-        return {t: found[h] for h, t in by_hash.items()}
-
-    @staticmethod
-    def _ensure_generators(conn: Connection, names: list[str]) -> dict[str, int]:
-        wanted = list(dict.fromkeys(names))
-        found = dict(conn.execute(select(Generator.name, Generator.id).where(
-            Generator.name.in_(wanted))).all()) if wanted else {}
-        fresh = [{"name": n} for n in wanted if n not in found]
-        if fresh:
-            conn.execute(insert(Generator), fresh)
-            found = dict(conn.execute(select(Generator.name, Generator.id).where(
-                Generator.name.in_(wanted))).all())
-        return found
-
-    @staticmethod
-    def _image_ids(conn: Connection, db_id: int) -> dict[str, int]:
-        return dict(conn.execute(select(StudyImage.name, StudyImage.id).where(
-            StudyImage.database_id == db_id)).all())
-
-    # Studies ----------------------------------------------------------------------------------
     def insert_study(self, *, name: str, database_id: int, scale: tuple[float, float, float],
                      labels: Sequence[str], design: str, ratings_per_image: int,
                      session_size: int, n_training: int, n_repeats: int, seed: int,
                      plan: dict[str, list[PlannedTrial]]) -> tuple[int, str, dict[str, str]]:
         """Store a planned study in one transaction; ``plan`` maps subject label → trials in
         order. Returns (study id, admin token, {subject label: token}); tokens are not stored."""
-        admin_token = new_token()
-        tokens = {label: new_token() for label in plan}
-        lo, hi, step = scale
         with self._write() as conn:
-            study_id = conn.execute(insert(StudyRow).values(
-                name=name, database_id=database_id, scale_lo=lo, scale_hi=hi, scale_step=step,
-                labels=json.dumps(list(labels)), design=design,
-                ratings_per_image=ratings_per_image, session_size=session_size,
-                n_training=n_training, n_repeats=n_repeats, seed=seed,
-                admin_token_hash=hash_token(admin_token), csrf_key=secrets.token_hex(32),
-            ).returning(StudyRow.id)).scalar_one()
-            image_ids = self._image_ids(conn, database_id)
-            for label, trials in plan.items():
-                subject_id = conn.execute(insert(Subject).values(
-                    study_id=study_id, label=label, token_hash=hash_token(tokens[label])
-                ).returning(Subject.id)).scalar_one()
-                rows, sessions = [], {}
-                for pos, t in enumerate(trials):
-                    if t.kind not in TRIAL_KINDS:
-                        raise StudyError(f"trial kind {t.kind!r} is not one of {TRIAL_KINDS}")
-                    if t.image not in image_ids:
-                        raise StudyError(f"planned image {t.image!r} is not in the database")
-                    rows.append({"subject_id": subject_id, "image_id": image_ids[t.image],
-                                 "position": pos, "kind": t.kind, "session": t.session,
-                                 "note": t.note})
-                    first, _ = sessions.get(t.session, (pos, pos))
-                    sessions[t.session] = (first, pos)
-                for chunk in _chunks(rows):
-                    conn.execute(insert(Trial), list(chunk))
-                conn.execute(insert(StudySession), [
-                    {"subject_id": subject_id, "number": n, "first_position": a,
-                     "last_position": b} for n, (a, b) in sorted(sessions.items())])
-        return int(study_id), admin_token, tokens
+            return study_setup.store_study(
+                conn, name=name, database_id=database_id, scale=scale, labels=labels,
+                design=design, ratings_per_image=ratings_per_image, session_size=session_size,
+                n_training=n_training, n_repeats=n_repeats, seed=seed, plan=plan)
 
     def _study_info(self, conn: Connection, study_id: int) -> StudyInfo:
         """A study's settings (they never change once planned: cached by id)."""
@@ -499,7 +191,7 @@ class StudyStore:
 
     def study_by_admin_token(self, token: str) -> StudyInfo | None:
         """The study whose admin token this is, or None."""
-        if not _TOKEN_RE.match(token or ""):
+        if not is_token(token):
             return None
         digest = hash_token(token)
         with self.engine.connect() as conn:
@@ -511,7 +203,7 @@ class StudyStore:
 
     def subject_by_token(self, token: str) -> SubjectRef | None:
         """The subject whose personal token this is, or None."""
-        if not _TOKEN_RE.match(token or ""):
+        if not is_token(token):
             return None
         digest = hash_token(token)
         cached = self._by_token.get(digest)  # tokens never change: found once, kept
@@ -531,10 +223,10 @@ class StudyStore:
     # A subject's trials -----------------------------------------------------------------------
     def state(self, subject_id: int) -> SubjectState:
         """The subject's progress and current trial (the first one not rated)."""
-        with self.engine.connect() as conn:
-            return self._state(conn, subject_id)
+        with self.engine.connect() as conn:  # one query (the rating count), the cached plan
+            return self._plan(conn, subject_id).state(self._done(conn, subject_id))
 
-    def _plan(self, conn: Connection, subject_id: int) -> _SubjectPlan:
+    def _plan(self, conn: Connection, subject_id: int) -> SubjectPlan:
         """The subject's trials and sessions (fixed once planned: cached)."""
         plan = self._plans.get(subject_id)
         if plan is None:
@@ -552,10 +244,7 @@ class StudyStore:
             trials = tuple(TrialView(id=r.id, position=r.position, kind=r.kind,
                                      session=r.session, prompt=r.text, note=r.note,
                                      image_path=r.path) for r in rows)
-            plan = _SubjectPlan(trials=trials, image_ids=tuple(r.image_id for r in rows),
-                                positions={t.id: t.position for t in trials},
-                                sessions=max((t.session for t in trials), default=0),
-                                bounds=bounds)
+            plan = SubjectPlan.of(trials, tuple(r.image_id for r in rows), bounds)
             if plan.total:  # a subject id seen committed has its whole plan
                 self._plans.put(subject_id, plan)
         return plan
@@ -568,15 +257,10 @@ class StudyStore:
     def _done(self, conn: Connection, subject_id: int) -> int:
         return int(conn.execute(select(self._done_query(subject_id))).scalar_one())
 
-    def _state(self, conn: Connection, subject_id: int) -> SubjectState:
-        """One query (the subject's rating count) and the cached plan."""
-        plan = self._plan(conn, subject_id)
-        return plan.state(self._done(conn, subject_id))
-
     def cached_trial(self, token: str, trial_id: int) -> tuple[SubjectRef, TrialView] | None:
         """(subject, trial) from the caches alone, or None (not seen yet, or not theirs): no
         database access, safe on an event loop."""
-        if not _TOKEN_RE.match(token or ""):
+        if not is_token(token):
             return None
         subject = self._by_token.get(hash_token(token))
         plan = None if subject is None else self._plans.get(subject.id)
@@ -591,22 +275,6 @@ class StudyStore:
                 plan = self._plan(conn, subject_id)
         position = plan.positions.get(trial_id)
         return None if position is None else plan.trials[position]
-
-    @staticmethod
-    def check_value(study: StudyInfo, value: Any) -> float:
-        """The score as float if finite, on [lo, hi] and on the step grid; RatingValueError."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RatingValueError(f"score must be a number, not {value!r}")
-        v = float(value)
-        if not math.isfinite(v) or not study.scale_lo <= v <= study.scale_hi:
-            raise RatingValueError(
-                f"score {value!r} is outside the scale [{study.scale_lo}, {study.scale_hi}]")
-        if study.scale_step > 0:
-            steps = (v - study.scale_lo) / study.scale_step
-            if abs(steps - round(steps)) > 1e-6:
-                raise RatingValueError(f"score {value!r} is not on the scale's step "
-                                       f"{study.scale_step} from {study.scale_lo}")
-        return v
 
     def submit_rating(self, subject: SubjectRef, trial_id: int, value: Any,
                       submission_id: str) -> tuple[StoredRating, bool]:
@@ -624,9 +292,8 @@ class StudyStore:
                          submission_id: str) -> tuple[StoredRating, bool, SubjectState]:
         """:meth:`submit_rating`, plus the subject's state read in the same transaction
         (returned only after COMMIT)."""
-        v = self.check_value(subject.study, value)
-        if not isinstance(submission_id, str) or not _SUBMISSION_RE.match(submission_id):
-            raise RatingValueError("submission_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+        v = check_rating_value(subject.study, value)
+        check_submission_id(submission_id)
         with self._write() as conn:
             plan = self._plan(conn, subject.id)
             position = plan.positions.get(trial_id)
@@ -689,79 +356,29 @@ class StudyStore:
     def _stored(r) -> StoredRating:
         return StoredRating(trial_id=r.trial_id, value=float(r.value), kind=r.kind,
                             session=r.session, submission_id=r.submission_id,
-                            created_at=_iso(r.created_at))
+                            created_at=iso_utc(r.created_at))
 
     # Admin ------------------------------------------------------------------------------------
     def progress(self, study_id: int) -> pd.DataFrame:
         """One row per subject: subject, done, total, sessions, sessions_done, last (time)."""
         with self.engine.connect() as conn:
-            subjects = conn.execute(select(Subject.id, Subject.label).where(
-                Subject.study_id == study_id).order_by(Subject.label)).all()
-            totals = dict(conn.execute(select(Trial.subject_id, func.count()).join(
-                Subject, Subject.id == Trial.subject_id).where(Subject.study_id == study_id)
-                .group_by(Trial.subject_id)).all())
-            done = {sid: (n, last) for sid, n, last in conn.execute(
-                select(Rating.subject_id, func.count(), func.max(Rating.created_at)).join(
-                    Subject, Subject.id == Rating.subject_id).where(
-                    Subject.study_id == study_id).group_by(Rating.subject_id))}
-            sessions = {sid: (n, fin) for sid, n, fin in conn.execute(
-                select(StudySession.subject_id, func.count(), func.count(
-                    StudySession.finished_at)).join(Subject, Subject.id == StudySession.subject_id)
-                .where(Subject.study_id == study_id).group_by(StudySession.subject_id))}
-        rows = []
-        for sid, label in subjects:
-            n, last = done.get(sid, (0, None))
-            n_sessions, finished = sessions.get(sid, (0, 0))
-            rows.append({"subject": label, "done": int(n), "total": int(totals.get(sid, 0)),
-                         "sessions": int(n_sessions), "sessions_done": int(finished),
-                         "last": _iso(last)})
-        return pd.DataFrame(rows, columns=["subject", "done", "total", "sessions",
-                                           "sessions_done", "last"])
+            return study_admin.progress(conn, study_id)
 
     def ratings_frame(self, study_id: int) -> pd.DataFrame:
         """Raw ratings of a study: subject, image, score, session, kind, time (ISO 8601 UTC),
         ordered by subject and trial position."""
-        query = (select(Subject.label, StudyImage.name, Rating.value, Rating.session,
-                        Rating.kind, Rating.created_at)
-                 .join(Subject, Subject.id == Rating.subject_id)
-                 .join(StudyImage, StudyImage.id == Rating.image_id)
-                 .join(Trial, Trial.id == Rating.trial_id)
-                 .where(Subject.study_id == study_id)
-                 .order_by(Subject.label, Trial.position))
         with self.engine.connect() as conn:
-            rows = [(s, i, float(v), int(n), k, _iso(t)) for s, i, v, n, k, t in
-                    conn.execute(query)]
-        return pd.DataFrame(rows, columns=["subject", "image", "score", "session", "kind",
-                                           "time"])
+            return study_admin.ratings_frame(conn, study_id)
 
     def save_mos(self, study_id: int, table: pd.DataFrame, method: str) -> int:
         """Replace the stored MOS of (study, method) by ``table`` (image, mos, std, ci95, n)."""
         with self._write() as conn:
-            db_id = conn.execute(select(StudyRow.database_id).where(
-                StudyRow.id == study_id)).scalar_one()
-            ids = self._image_ids(conn, db_id)
-            conn.execute(StudyMos.__table__.delete().where(
-                StudyMos.study_id == study_id, StudyMos.method == method))
-            now = datetime.now(UTC)
-
-            def num(x) -> float | None:
-                return None if x is None or not math.isfinite(float(x)) else float(x)
-
-            rows = [{"study_id": study_id, "image_id": ids[str(r.image)], "method": method,
-                     "mos": float(r.mos), "std": num(r.std), "ci95": num(r.ci95),
-                     "n": int(r.n), "computed_at": now} for r in table.itertuples()]
-            for chunk in _chunks(rows):
-                conn.execute(insert(StudyMos), list(chunk))
-        return len(rows)
+            return study_admin.replace_mos(conn, study_id, table, method)
 
     def count_ratings(self, study_id: int | None = None) -> int:
         """Number of stored ratings (of one study, or all)."""
-        query = select(func.count()).select_from(Rating)
-        if study_id is not None:
-            query = query.join(Subject, Subject.id == Rating.subject_id).where(
-                Subject.study_id == study_id)
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            return study_admin.count_ratings(conn, study_id)
 
 
 def _insert_current(conn: Connection, row: dict, current):

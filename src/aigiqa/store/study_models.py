@@ -4,6 +4,8 @@ Normalised just enough: a database's images reference shared ``prompts`` and ``g
 hyper-parameters are (image, name, value) rows. A study plans ``trials`` (subject, image,
 position, kind, session); a subject's ``ratings`` are unique per trial and per client submission
 id, which makes replays idempotent. Tokens are never stored, only their sha256.
+
+No table here is shared with the score store (``score_models``): each store creates only its own.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from aigiqa.store.models import Base
-
-TRIAL_KINDS = ("training", "rating", "repeat")
+from aigiqa.store.study_domain import SUBMISSION_ID_MAX_LENGTH
 
 
-class StudyDatabase(Base):
+class StudyBase(DeclarativeBase):
+    """Declarative base of the study tables; ``StudyBase.metadata.create_all(engine)`` makes
+    them (only them: the score tables are on :class:`aigiqa.store.score_models.ScoreBase`)."""
+
+
+class StudyDatabase(StudyBase):
     """An image database known to the study tool: its registry name and folder."""
 
     __tablename__ = "study_databases"
@@ -41,7 +46,7 @@ class StudyDatabase(Base):
     score_hi: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
-class Prompt(Base):
+class Prompt(StudyBase):
     """A text prompt, shared by the images generated from it (unique by sha256 of the text)."""
 
     __tablename__ = "prompts"
@@ -51,7 +56,7 @@ class Prompt(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
-class Generator(Base):
+class Generator(StudyBase):
     """A text-to-image model name."""
 
     __tablename__ = "generators"
@@ -60,7 +65,7 @@ class Generator(Base):
     name: Mapped[str] = mapped_column(String(300), unique=True)
 
 
-class StudyImage(Base):
+class StudyImage(StudyBase):
     """One image of a database: path relative to the database root, prompt, generator, MOS."""
 
     __tablename__ = "images"
@@ -76,7 +81,7 @@ class StudyImage(Base):
     mos: Mapped[float | None] = mapped_column(Double, nullable=True)  # released main target
 
 
-class HyperParameter(Base):
+class HyperParameter(StudyBase):
     """One generation hyper-parameter of one image (value kept as text)."""
 
     __tablename__ = "hyper_parameters"
@@ -88,7 +93,7 @@ class HyperParameter(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-class Study(Base):
+class Study(StudyBase):
     """A planned study: scale, labels, design and the hash of its admin token."""
 
     __tablename__ = "studies"
@@ -113,7 +118,7 @@ class Study(Base):
     )
 
 
-class Subject(Base):
+class Subject(StudyBase):
     """A subject of a study, known by a label and the sha256 of their personal token."""
 
     __tablename__ = "subjects"
@@ -125,7 +130,7 @@ class Subject(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-class StudySession(Base):
+class StudySession(StudyBase):
     """One planned session of a subject: its trial positions and when it started/finished."""
 
     __tablename__ = "study_sessions"
@@ -140,7 +145,7 @@ class StudySession(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class Trial(Base):
+class Trial(StudyBase):
     """One planned presentation: subject, image, 0-based position, kind, session, anchor note."""
 
     __tablename__ = "trials"
@@ -152,12 +157,12 @@ class Trial(Base):
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
     position: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(10))  # TRIAL_KINDS
+    kind: Mapped[str] = mapped_column(String(10))  # study_domain.TRIAL_KINDS
     session: Mapped[int] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)  # training explanation
 
 
-class Rating(Base):
+class Rating(StudyBase):
     """One acknowledged rating: unique per trial and per (subject, client submission id)."""
 
     __tablename__ = "ratings"
@@ -174,11 +179,11 @@ class Rating(Base):
     value: Mapped[float] = mapped_column(Double)
     kind: Mapped[str] = mapped_column(String(10))
     session: Mapped[int] = mapped_column(Integer)
-    submission_id: Mapped[str] = mapped_column(String(64))
+    submission_id: Mapped[str] = mapped_column(String(SUBMISSION_ID_MAX_LENGTH))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class StudyMos(Base):
+class StudyMos(StudyBase):
     """A MOS computed from a study's ratings by one method (one row per image and method)."""
 
     __tablename__ = "study_mos"

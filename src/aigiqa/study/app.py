@@ -58,6 +58,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aigiqa.errors import AigiqaError
 from aigiqa.store.study import (
+    SUBMISSION_ID_MAX_LENGTH,
+    SUBMISSION_ID_PATTERN,
     RatingValueError,
     StudyError,
     StudyInfo,
@@ -94,7 +96,8 @@ class RatingIn(BaseModel):
 
     trial_id: int
     value: float = Field(strict=True, allow_inf_nan=False)
-    submission_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    submission_id: str = Field(min_length=1, max_length=SUBMISSION_ID_MAX_LENGTH,
+                               pattern=SUBMISSION_ID_PATTERN)
 
 
 def csrf_token(study: StudyInfo, subject_id: int) -> str:

@@ -36,7 +36,7 @@ def train_command(
     target: Annotated[str | None, typer.Option(help="Target (default: the main one)")] = None,
     workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="DataLoader worker "
                                          "processes (decode + resize)")] = 2,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA")] = True,
     cache_features: Annotated[bool, typer.Option(
         "--cache-features/--no-cache-features",
@@ -52,12 +52,11 @@ def train_command(
     """Fine-tune on the training part, select on validation SRCC, evaluate on test."""
     from aigiqa.databases import cli as databases_cli
     from aigiqa.errors import MetricError
-    from aigiqa.metrics.learned.base import LearnedMetric
     from aigiqa.metrics.registry import metric_from_spec
     from aigiqa.training.loop import TrainConfig, train
 
-    chosen = metric_from_spec(metric)
-    if not isinstance(chosen, LearnedMetric):
+    chosen = metric_from_spec(metric)  # a learned metric says here which extra it needs, if any
+    if chosen.kind != "learned":
         raise MetricError(f"metric {chosen.name!r} is not trainable (kind {chosen.kind!r}); "
                           "choose a learned metric")
     db = databases_cli.load(database, root, option, follow_symlinks, check_images)

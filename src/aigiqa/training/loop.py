@@ -7,13 +7,16 @@ Files in ``out`` (when given):
   settings resumes from it (``resume=True``, the default), and ends with the same weights as an
   uninterrupted run (CPU: deterministic algorithms, per-epoch seeds).
 - ``model.pt``: the weights of the best validation epoch, in the format ``checkpoint=`` reads
-  (``{"state_dict", "aigiqa": meta}``, meta holding the target normalisation).
+  (``{"state_dict", "aigiqa": meta}``, meta holding the target normalisation; ``metric.save``).
 - ``result.json``: metric spec and options, database, split, seed, settings, best epoch,
   validation and test metrics (:func:`aigiqa.evaluation.evaluate`), history, and the spec for
   ``aigiqa bench --metrics``.
 
 Targets are standardised with the training part's mean and standard deviation; the checkpoint keeps
-them, so the trained metric predicts in MOS units.
+them, so the trained metric predicts in MOS units. Files are written through
+:func:`aigiqa.files.atomic_write` (temporary file, fsync, rename). The loop uses the metric's public
+methods only (``set_device``, ``model``, ``parameter_groups``, ``set_model``, ``save``,
+``use_checkpoint`` …); it never imports :mod:`aigiqa.metrics.learned`, which imports it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,12 +37,15 @@ import numpy as np
 from aigiqa.databases.base import Database
 from aigiqa.errors import MetricError
 from aigiqa.evaluation import evaluate
-from aigiqa.metrics.learned.base import CHECKPOINT_FORMAT, LearnedMetric, atomic_torch_save
+from aigiqa.files import write_text
+from aigiqa.metrics.torch_util import atomic_torch_save
 from aigiqa.training.data import RecordDataset, make_loader, training_parts
 from aigiqa.training.losses import make_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+    from aigiqa.metrics.learned.base import LearnedMetric
 
 STATE_FILE = "last.pt"
 MODEL_FILE = "model.pt"
@@ -80,8 +87,8 @@ class TrainConfig:
             problems.append(f"lr={self.lr} (need > 0)")
         if self.num_workers < 0:
             problems.append(f"num_workers={self.num_workers} (need >= 0)")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.append(f"device={self.device!r} (auto, cpu or cuda)")
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?)$", str(self.device)):
+            problems.append(f"device={self.device!r} (auto, cpu, cuda or cuda:N)")
         if problems:
             raise MetricError("invalid training settings", problems)
         make_loss(self.loss)
@@ -111,7 +118,7 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig) -> Tra
     truth = {k: _targets(recs, target, database.name) for k, recs in records.items()}
     mean, std = float(truth["train"].mean()), float(truth["train"].std()) or 1.0
     if config.device != "auto":
-        metric.options["device"] = config.device
+        metric.set_device(config.device)
     device = metric.device
     out = Path(config.out) if config.out is not None else None
     run_id = _run_id(metric, database, config, target)
@@ -199,8 +206,7 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig) -> Tra
             bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
-        metric.set_model(model.eval(), (mean, std))
-        metric._weights_sha = _state_hash(model)
+        metric.set_model(model.eval(), (mean, std))  # the key follows the trained weights
 
         val_metrics = evaluate(
             _predict_part(metric, model, records, cache, "val", config, (mean, std)),
@@ -306,7 +312,7 @@ def _seed_all(seed: int) -> None:
 
 def _run_id(metric: LearnedMetric, database: Database, config: TrainConfig, target: str) -> str:
     blob = {"metric": metric.name, "options": {k: str(v) for k, v in metric.options.items()
-                                               if k not in ("device", "batch_size")},
+                                               if k not in metric.runtime_options},
             "database": database.name, "n": len(database), "target": target,
             **{k: str(getattr(config, k)) for k in _RUN_KEYS if k != "target"}}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
@@ -321,7 +327,7 @@ def _save_state(path: Path, run_id: str, state: dict, model, optimizer, schedule
         "scheduler": scheduler.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                 "python": random.getstate()},
-    }, path)
+    }, path, "the training state")
 
 
 def _resume(out: Path, run_id: str, model, optimizer, scheduler) -> dict:
@@ -347,18 +353,7 @@ def _resume(out: Path, run_id: str, model, optimizer, scheduler) -> dict:
 
 def _save_model(metric: LearnedMetric, state_dict: dict, path: Path,
                 affine: tuple[float, float], extra: dict) -> None:
-    meta = {"format": CHECKPOINT_FORMAT, "metric": metric.name,
-            "options": {k: v for k, v in metric.options.items() if k != "checkpoint"},
-            "target_affine": [affine[0], affine[1]], **extra}
-    atomic_torch_save({"state_dict": state_dict, "aigiqa": meta}, path)
-
-
-def _state_hash(model) -> str:
-    digest = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        digest.update(k.encode())
-        digest.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return "trained:" + digest.hexdigest()
+    metric.save(path, extra, state_dict=state_dict, target_affine=affine)
 
 
 def _progress(config: TrainConfig, total: int, done: int):
@@ -371,7 +366,7 @@ def _progress(config: TrainConfig, total: int, done: int):
 
 def bench_spec(metric: LearnedMetric, checkpoint: Path) -> str:
     """``name:opt=value…:checkpoint=PATH`` for ``aigiqa bench --metrics``."""
-    skip = ("checkpoint", "device", "batch_size")
+    skip = ("checkpoint", *metric.runtime_options)
     opts = [f"{k}={v}" for k, v in sorted(metric.options.items())
             if k not in skip and v != metric.defaults[k]]
     return ":".join([metric.name, *opts, f"checkpoint={checkpoint}"])
@@ -382,8 +377,7 @@ def _finish(metric: LearnedMetric, database: Database, config: TrainConfig, targ
     checkpoint = (out / MODEL_FILE).resolve()
     result.checkpoint = checkpoint
     result.bench_spec = bench_spec(metric, checkpoint)
-    metric.options["checkpoint"] = str(checkpoint)
-    metric._weights_sha = None
+    metric.use_checkpoint(checkpoint)  # model.pt holds the weights the metric now has
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     payload = {
         "metric": metric.name, "options": {k: v for k, v in metric.options.items()},
@@ -393,9 +387,7 @@ def _finish(metric: LearnedMetric, database: Database, config: TrainConfig, targ
         "settings": settings, "best_epoch": result.best_epoch, "val": result.val,
         "test": result.test, "history": result.history,
     }
-    path = out / RESULT_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
+    path = write_text(out / RESULT_FILE, json.dumps(payload, indent=2, default=str),
+                      "the training results")
     result.result_file = path
 

@@ -13,20 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from aigiqa.assets import Asset, register_model_files
+from aigiqa.assets import catalog
 from aigiqa.errors import AssetError
 from aigiqa.metrics.alignment._common import HubFile, load_strict
 
 HEAD_DIM = 64
-BERT_VOCAB_HUB = HubFile("google-bert/bert-base-uncased", "vocab.txt")
-BERT_VOCAB = Asset(
-    "bert/bert-base-uncased-vocab.txt",
-    None,  # not verified: no official checksum found offline
-    BERT_VOCAB_HUB.url,
-    "bert-base-uncased WordPiece vocabulary (30522 tokens), for BLIP's tokenizer",
-    "Apache-2.0 (Google BERT)",
-)
-register_model_files(BERT_VOCAB)
+BERT_VOCAB = catalog.entry("bert/bert-base-uncased-vocab.txt")
+BERT_VOCAB_HUB = HubFile(*catalog.hub(BERT_VOCAB.name).key)
 
 _VISION_RULES = (
     (r"^visual_encoder\.cls_token$", "vision.embeddings.class_embedding"),

@@ -5,32 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aigiqa.assets import Asset, register_model_files
-from aigiqa.metrics.alignment._common import HubFile, load_strict, read_state_dict
+from aigiqa.assets import catalog
+from aigiqa.metrics.alignment._common import HubFile, load_strict, read_state_dict, resolve_weights
 
-_OPENAI = "https://openaipublic.azureedge.net/clip/models"
-_MIT = "MIT (OpenAI CLIP)"
-
-#: OpenAI CLIP checkpoints (TorchScript archives); the sha256 is the one the official download
-#: code checks (it is part of the URL).
-OPENAI_FILES = {
-    "RN50": Asset(
-        "clip/RN50.pt",
-        "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762",
-        f"{_OPENAI}/afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt",
-        "OpenAI CLIP RN50", _MIT),
-    "ViT-B-32": Asset(
-        "clip/ViT-B-32.pt",
-        "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
-        f"{_OPENAI}/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
-        "OpenAI CLIP ViT-B/32", _MIT),
-    "ViT-L-14": Asset(
-        "clip/ViT-L-14.pt",
-        "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
-        f"{_OPENAI}/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
-        "OpenAI CLIP ViT-L/14", _MIT),
-}
-register_model_files(*OPENAI_FILES.values())
+#: OpenAI CLIP checkpoints (TorchScript archives), from the asset catalog (the sha256 is the one
+#: the official download code checks: it is part of the URL).
+OPENAI_FILES = {arch: catalog.entry(f"clip/{arch}.pt") for arch in ("RN50", "ViT-B-32", "ViT-L-14")}
 
 #: The same OpenAI weights as open_clip state dicts on the hub (open_clip's own cache).
 OPENAI_HUB = {
@@ -43,6 +23,19 @@ OPENAI_HUB = {
 def openai_cache(arch: str) -> list[Path]:
     """Where the official ``clip`` package keeps its download: ``~/.cache/clip/<arch>.pt``."""
     return [Path.home() / ".cache" / "clip" / f"{arch}.pt"]
+
+
+def openai_weights(metric: str, checkpoint: str, arch: str, default: str) -> Path:
+    """The weight file of an OpenAI CLIP ``arch``: ``checkpoint`` if given, else the catalog's
+    file (``default``'s for an architecture OpenAI did not release), the hub's open_clip copy
+    or the ``clip`` package's cache (:func:`~aigiqa.metrics.alignment._common.resolve_weights`)."""
+    return resolve_weights(
+        metric,
+        checkpoint,
+        OPENAI_FILES.get(arch, OPENAI_FILES[default]).name,
+        [OPENAI_HUB[arch]] if arch in OPENAI_HUB else [],
+        openai_cache(arch),
+    )
 
 
 def build_open_clip(arch: str, path: Path, metric: str, quick_gelu: bool) -> Any:

@@ -1,4 +1,4 @@
-"""Shared pieces of the vision-language metrics: weight lookup, batching, state-dict loading.
+"""Shared pieces of the vision-language metrics: weight lookup, state-dict loading, transforms.
 
 Weights are looked up without any network access, in order: the metric's ``checkpoint`` option,
 ``$AIGIQA_HOME/assets/<name>`` and the aigiqa cache (``aigiqa.assets``), then the Hugging Face hub
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import Any
 
 from aigiqa import assets
-from aigiqa.errors import AssetError, MetricError
-from aigiqa.metrics.base import Metric
+from aigiqa.digests import remember_sha256
+from aigiqa.errors import AssetError
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +68,10 @@ def resolve_weights(
     for folder in assets.search_dirs():
         tried.append(f"looked at {folder / info.name}")
         if (folder / info.name).is_file():  # checked against its sha256 (AssetError if it fails)
-            return assets.asset_path(asset_name)
+            found = assets.asset_path(asset_name)
+            if info.sha256:  # verified: the key uses the registry's sha256 without rehashing
+                remember_sha256(found, info.sha256)
+            return found
     for candidate in extra:
         tried.append(f"looked at {candidate}")
         if candidate.is_file():
@@ -145,65 +146,6 @@ def load_strict(
         raise AssetError(
             f"metric {metric!r}: checkpoint {path} does not fit the model ({str(exc)[:800]})"
         ) from exc
-
-
-def chunks(n: int, size: int) -> Iterator[slice]:
-    """Consecutive slices of ``range(n)`` of at most ``size`` items."""
-    for start in range(0, n, max(1, size)):
-        yield slice(start, min(n, start + size))
-
-
-def to_pil(image: np.ndarray, metric: str, index: int) -> Any:
-    """An RGB PIL image from an (H, W, 3) uint8 array; MetricError naming the index otherwise."""
-    from PIL import Image
-
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise MetricError(
-            f"metric {metric!r}: image {index} must be RGB uint8 (H, W, 3), got "
-            f"{arr.dtype} {arr.shape}"
-        )
-    return Image.fromarray(arr, "RGB")
-
-
-class TorchMetric(Metric):
-    """A metric backed by a torch model that is built on first use; ``score`` works in chunks.
-
-    Subclasses implement ``_build() -> None`` (load the model; called once) and
-    ``_score_chunk(images, prompts) -> np.ndarray`` on at most ``batch_size`` items.
-    """
-
-    kind: ClassVar[str] = "alignment"
-    needs_prompt: ClassVar[bool] = True
-    _built: bool = False
-
-    def prepare(self) -> None:
-        """Build the model from its weights now (AssetError if they do not load)."""
-        if not self._built:
-            self._build()
-            self._built = True
-
-    def score(
-        self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
-    ) -> np.ndarray:
-        """Score (image, prompt) pairs; returns float64 (len(images),)."""
-        self.check_batch(images, prompts)
-        self.prepare()
-        import torch
-
-        out = np.empty(len(images), dtype=np.float64)
-        with torch.inference_mode():
-            for part in chunks(len(images), int(self.options.get("batch_size", 16))):
-                pils = [to_pil(images[i], self.name, i) for i in range(part.start, part.stop)]
-                texts = None if prompts is None else list(prompts[part])
-                out[part] = np.asarray(self._score_chunk(pils, texts), dtype=np.float64)
-        return out
-
-    def _build(self) -> None:
-        raise NotImplementedError
-
-    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
-        raise NotImplementedError
 
 
 def open_clip_transform(image_size: int) -> Callable[[Any], Any]:

@@ -9,22 +9,23 @@ unimodal mode (no cross-attention); score = cos(vision_proj(img[CLS]), text_proj
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
-from aigiqa.assets import Asset, register_model_files
+import numpy as np
+
+from aigiqa.assets import catalog
 from aigiqa.metrics.alignment import _blip
 from aigiqa.metrics.alignment._common import (
-    TorchMetric,
     open_clip_transform,
     read_state_dict,
     resolve_weights,
 )
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import TORCH_DEFAULTS, TorchMetric
 
-URL = "https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_large.pth"
-FILE = Asset("blip/model_large.pth", None, URL,
-             "BLIP ViT-L pre-trained checkpoint (salesforce/BLIP)", "BSD-3-Clause (BLIP)")
-register_model_files(FILE)
+FILE = catalog.entry("blip/model_large.pth")
+URL = FILE.url
 #: checkpoint tensors BLIPScore does not use (momentum encoders, queues, ITM head, decoder)
 UNUSED = ("visual_encoder_m.", "text_encoder_m.", "vision_proj_m.", "text_proj_m.", "image_queue",
           "text_queue", "idx_queue", "ptr_queue", "queue_ptr", "itm_head.", "text_decoder.",
@@ -39,8 +40,13 @@ class BLIPScore(TorchMetric):
     score_range: ClassVar[tuple[float, float] | None] = (-1.0, 1.0)
     citation: ClassVar[str] = "Li et al., BLIP, ICML 2022; as in Xu et al., ImageReward, 2023"
     description: ClassVar[str] = "cos of BLIP projected image and text features"
-    defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "vocab": "", "batch_size": 16}
+    kind: ClassVar[str] = "alignment"
+    needs_prompt: ClassVar[bool] = True
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision", "transformers", "open_clip")
+    defaults: ClassVar[dict[str, Any]] = {**TORCH_DEFAULTS, "vocab": ""}
     file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "vocab")
+    hashed_options: ClassVar[tuple[str, ...]] = ("checkpoint", "vocab")
+    _unpicklable: ClassVar[tuple[str, ...]] = ("tokenizer", "pixels")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -48,7 +54,10 @@ class BLIPScore(TorchMetric):
         self.vocab = resolve_weights(self.name, self.options["vocab"], _blip.BERT_VOCAB.name,
                                      [_blip.BERT_VOCAB_HUB])
 
-    def _build(self) -> None:
+    def weight_files(self) -> list[Path]:
+        return [self.weights, self.vocab]
+
+    def build_model(self) -> Any:
         official = read_state_dict(self.weights)
         if isinstance(official.get("model"), dict):  # BLIP saves {"model": state_dict, ...}
             official = official["model"]
@@ -62,19 +71,24 @@ class BLIPScore(TorchMetric):
         tproj = state["text_proj.weight"].shape
         extra = {"vision_proj": nn.Linear(proj[1], proj[0]),
                  "text_proj": nn.Linear(tproj[1], tproj[0])}
-        self.model = _blip.build_blip(state, extra, self.weights, self.name)
+        model = _blip.build_blip(state, extra, self.weights, self.name)
         self.tokenizer = _blip.bert_tokenizer(self.vocab)
-        self.transform = open_clip_transform(self.model.vision.config.image_size)
+        self.pixels = open_clip_transform(model.vision.config.image_size)
+        return model
 
-    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
-        import torch
+    def transform(self, image: np.ndarray) -> Any:
+        from PIL import Image
+
+        return self.pixels(Image.fromarray(image))
+
+    def forward(self, model: Any, batch: Any, prompts: list[str] | None) -> Any:
         import torch.nn.functional as F
 
         assert prompts is not None
-        pixels = torch.stack([self.transform(im) for im in images])
         ids, mask = _blip.tokenize(self.tokenizer, prompts)
-        text = self.model.text(input_ids=ids, attention_mask=mask, is_decoder=False)
-        txt = F.normalize(self.model.text_proj(text.last_hidden_state[:, 0, :]), dim=-1)
-        image = self.model.vision(pixel_values=pixels).last_hidden_state
-        img = F.normalize(self.model.vision_proj(image[:, 0, :]), dim=-1)
-        return (img * txt).sum(-1).double().numpy()
+        text = model.text(input_ids=ids.to(batch.device), attention_mask=mask.to(batch.device),
+                          is_decoder=False)
+        txt = F.normalize(model.text_proj(text.last_hidden_state[:, 0, :]).float(), dim=-1)
+        image = model.vision(pixel_values=batch).last_hidden_state
+        img = F.normalize(model.vision_proj(image[:, 0, :]).float(), dim=-1)
+        return (img * txt).sum(-1)

@@ -7,12 +7,16 @@ As the official ``clipscore.py``: prompt prefix "A photo depicts ", ``clip.token
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 from aigiqa.errors import MetricError
 from aigiqa.metrics.alignment import _clip
-from aigiqa.metrics.alignment._common import TorchMetric, open_clip_transform, resolve_weights
+from aigiqa.metrics.alignment._common import open_clip_transform
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import TORCH_DEFAULTS, TorchMetric
 
 ARCHS = ("ViT-B-32", "ViT-L-14")
 
@@ -22,18 +26,21 @@ class CLIPScore(TorchMetric):
     """CLIPScore on a batch of (image, prompt) pairs; scores in [0, 2.5]."""
 
     name: ClassVar[str] = "clipscore"
+    kind: ClassVar[str] = "alignment"
+    needs_prompt: ClassVar[bool] = True
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision", "open_clip")
     score_range: ClassVar[tuple[float, float] | None] = (0.0, 2.5)
     citation: ClassVar[str] = "Hessel et al., CLIPScore, EMNLP 2021"
     description: ClassVar[str] = "w·max(cos,0) of OpenAI CLIP image and prompt embeddings"
     defaults: ClassVar[dict[str, Any]] = {
+        **TORCH_DEFAULTS,
         "model": "ViT-B-32",
-        "checkpoint": "",
         "w": 2.5,
         "prefix": "A photo depicts ",
-        "batch_size": 16,
     }
     #: open_clip reads a folder for ``model="local-dir:PATH"``, so ``model`` names files too.
     file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "model")
+    _unpicklable: ClassVar[tuple[str, ...]] = ("tokenize", "pixels")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -43,30 +50,33 @@ class CLIPScore(TorchMetric):
                 f"metric 'clipscore': model={arch!r} is not one of {ARCHS} (another open_clip "
                 "architecture needs checkpoint=PATH)"
             )
-        self.weights = resolve_weights(
-            self.name,
-            self.options["checkpoint"],
-            _clip.OPENAI_FILES.get(arch, _clip.OPENAI_FILES["ViT-B-32"]).name,
-            [_clip.OPENAI_HUB[arch]] if arch in _clip.OPENAI_HUB else [],
-            _clip.openai_cache(arch),
-        )
+        self.weights = _clip.openai_weights(self.name, self.options["checkpoint"], arch,
+                                            "ViT-B-32")
 
-    def _build(self) -> None:
+    def weight_files(self) -> list[Path]:
+        return [self.weights]
+
+    def build_model(self) -> Any:
         arch = self.options["model"]
-        self.model = _clip.build_open_clip(arch, self.weights, self.name, quick_gelu=True)
+        model = _clip.build_open_clip(arch, self.weights, self.name, quick_gelu=True)
         self.tokenize = _clip.tokenizer(arch)
-        self.transform = open_clip_transform(self.model.visual.image_size[0])
+        self.pixels = open_clip_transform(model.visual.image_size[0])
+        return model
 
-    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
+    def transform(self, image: np.ndarray) -> Any:
+        from PIL import Image
+
+        return self.pixels(Image.fromarray(image))
+
+    def forward(self, model: Any, batch: Any, prompts: list[str] | None) -> Any:
         import torch
 
         assert prompts is not None
-        pixels = torch.stack([self.transform(im) for im in images])
         prefix = self.options["prefix"]
         if prefix and not prefix.endswith(" "):  # as the official code
             prefix += " "
-        tokens = self.tokenize([prefix + p for p in prompts])
-        img = torch.nn.functional.normalize(self.model.encode_image(pixels), dim=-1)
-        txt = torch.nn.functional.normalize(self.model.encode_text(tokens), dim=-1)
-        cos = (img * txt).sum(-1)
-        return (self.options["w"] * cos.clamp(min=0)).double().numpy()
+        tokens = self.tokenize([prefix + p for p in prompts]).to(batch.device)
+        img = torch.nn.functional.normalize(model.encode_image(batch), dim=-1)
+        txt = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1)
+        cos = (img.float() * txt.float()).sum(-1)
+        return self.options["w"] * cos.clamp(min=0)

@@ -11,29 +11,23 @@ open_clip tokenizer, 77-token context (first 75 prompt tokens kept); score = cos
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
-from aigiqa.assets import Asset, register_model_files
+import numpy as np
+
+from aigiqa.assets import catalog
 from aigiqa.errors import MetricError
 from aigiqa.metrics.alignment import _clip
-from aigiqa.metrics.alignment._common import HubFile, TorchMetric, resolve_weights
+from aigiqa.metrics.alignment._common import HubFile, resolve_weights
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import TORCH_DEFAULTS, TorchMetric
 
-_HUB = {
-    "v2.0": HubFile("xswu/HPSv2", "HPS_v2_compressed.pt"),
-    "v2.1": HubFile("xswu/HPSv2", "HPS_v2.1_compressed.pt"),
-}
 FILES = {
-    version: Asset(
-        f"hpsv2/{hub.filename}",
-        None,  # no official checksum published; not verified
-        hub.url,
-        f"HPS {version} checkpoint (open_clip ViT-H-14 state_dict)",
-        "Apache-2.0 (HPSv2)",
-    )
-    for version, hub in _HUB.items()
+    "v2.0": catalog.entry("hpsv2/HPS_v2_compressed.pt"),
+    "v2.1": catalog.entry("hpsv2/HPS_v2.1_compressed.pt"),
 }
-register_model_files(*FILES.values())
+_HUB = {version: HubFile(*catalog.hub(asset.name).key) for version, asset in FILES.items()}
 
 
 def hps_transform(image_size: int) -> Any:
@@ -69,14 +63,13 @@ class HPSv2(TorchMetric):
     score_range: ClassVar[tuple[float, float] | None] = (-1.0, 1.0)
     citation: ClassVar[str] = "Wu et al., Human Preference Score v2, arXiv:2306.09341, 2023"
     description: ClassVar[str] = "cos of HPS-fine-tuned open_clip ViT-H-14 embeddings"
-    defaults: ClassVar[dict[str, Any]] = {
-        "version": "v2.1",
-        "checkpoint": "",
-        "model": "ViT-H-14",
-        "batch_size": 16,
-    }
+    kind: ClassVar[str] = "alignment"
+    needs_prompt: ClassVar[bool] = True
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision", "open_clip")
+    defaults: ClassVar[dict[str, Any]] = {**TORCH_DEFAULTS, "version": "v2.1", "model": "ViT-H-14"}
     #: open_clip reads a folder for ``model="local-dir:PATH"``, so ``model`` names files too.
     file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "model")
+    _unpicklable: ClassVar[tuple[str, ...]] = ("tokenize", "pixels")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -87,17 +80,26 @@ class HPSv2(TorchMetric):
             self.name, self.options["checkpoint"], FILES[version].name, [_HUB[version]]
         )
 
-    def _build(self) -> None:
-        arch = self.options["model"]
-        self.model = _clip.build_open_clip(arch, self.weights, self.name, quick_gelu=False)
-        self.tokenize = _clip.tokenizer(arch)
-        self.transform = hps_transform(self.model.visual.image_size[0])
+    def weight_files(self) -> list[Path]:
+        return [self.weights]
 
-    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
+    def build_model(self) -> Any:
+        arch = self.options["model"]
+        model = _clip.build_open_clip(arch, self.weights, self.name, quick_gelu=False)
+        self.tokenize = _clip.tokenizer(arch)
+        self.pixels = hps_transform(model.visual.image_size[0])
+        return model
+
+    def transform(self, image: np.ndarray) -> Any:
+        from PIL import Image
+
+        return self.pixels(Image.fromarray(image))
+
+    def forward(self, model: Any, batch: Any, prompts: list[str] | None) -> Any:
         import torch
 
         assert prompts is not None
-        pixels = torch.stack([self.transform(im) for im in images])
-        img = torch.nn.functional.normalize(self.model.encode_image(pixels), dim=-1)
-        txt = torch.nn.functional.normalize(self.model.encode_text(self.tokenize(prompts)), dim=-1)
-        return (img * txt).sum(-1).double().numpy()
+        tokens = self.tokenize(prompts).to(batch.device)
+        img = torch.nn.functional.normalize(model.encode_image(batch).float(), dim=-1)
+        txt = torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1)
+        return (img * txt).sum(-1)

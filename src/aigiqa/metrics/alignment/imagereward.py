@@ -10,25 +10,26 @@ image tokens, the [CLS] feature through the MLP 768→1024→128→64→16→1, 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
-from aigiqa.assets import Asset, register_model_files
+import numpy as np
+
+from aigiqa.assets import catalog
 from aigiqa.metrics.alignment import _blip
 from aigiqa.metrics.alignment._common import (
     HubFile,
-    TorchMetric,
     open_clip_transform,
     read_state_dict,
     resolve_weights,
 )
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import TORCH_DEFAULTS, TorchMetric
 
 MEAN = 0.16717362830052426
 STD = 1.0333394966054072
-_HUB = HubFile("THUDM/ImageReward", "ImageReward.pt")
-FILE = Asset("imagereward/ImageReward.pt", None, _HUB.url,
-             "ImageReward v1.0 (BLIP ViT-L + MLP), official checkpoint", "Apache-2.0 (ImageReward)")
-register_model_files(FILE)
+FILE = catalog.entry("imagereward/ImageReward.pt")
+_HUB = HubFile(*catalog.hub(FILE.name).key)
 #: tensors of the official checkpoint that the reward does not use
 UNUSED = ("blip.vision_proj.", "blip.text_proj.")
 
@@ -50,8 +51,13 @@ class ImageReward(TorchMetric):
     name: ClassVar[str] = "imagereward"
     citation: ClassVar[str] = "Xu et al., ImageReward, NeurIPS 2023"
     description: ClassVar[str] = "BLIP cross-attention [CLS] feature → MLP, normalised"
-    defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "vocab": "", "batch_size": 16}
+    kind: ClassVar[str] = "alignment"
+    needs_prompt: ClassVar[bool] = True
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision", "transformers", "open_clip")
+    defaults: ClassVar[dict[str, Any]] = {**TORCH_DEFAULTS, "vocab": ""}
     file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "vocab")
+    hashed_options: ClassVar[tuple[str, ...]] = ("checkpoint", "vocab")
+    _unpicklable: ClassVar[tuple[str, ...]] = ("tokenizer", "pixels")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -59,7 +65,10 @@ class ImageReward(TorchMetric):
         self.vocab = resolve_weights(self.name, self.options["vocab"], _blip.BERT_VOCAB.name,
                                      [_blip.BERT_VOCAB_HUB])
 
-    def _build(self) -> None:
+    def weight_files(self) -> list[Path]:
+        return [self.weights, self.vocab]
+
+    def build_model(self) -> Any:
         from torch import nn
 
         official = read_state_dict(self.weights)
@@ -72,20 +81,26 @@ class ImageReward(TorchMetric):
         width = state["text.embeddings.word_embeddings.weight"].shape[1]
         head = nn.Module()
         head.layers = mlp_head(width)
-        self.model = _blip.build_blip(state, {"head": head}, self.weights, self.name)
+        model = _blip.build_blip(state, {"head": head}, self.weights, self.name)
         self.tokenizer = _blip.bert_tokenizer(self.vocab)
-        self.transform = open_clip_transform(self.model.vision.config.image_size)
+        self.pixels = open_clip_transform(model.vision.config.image_size)
+        return model
 
-    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
+    def transform(self, image: np.ndarray) -> Any:
+        from PIL import Image
+
+        return self.pixels(Image.fromarray(image))
+
+    def forward(self, model: Any, batch: Any, prompts: list[str] | None) -> Any:
         import torch
 
         assert prompts is not None
-        pixels = torch.stack([self.transform(im) for im in images])
         ids, mask = _blip.tokenize(self.tokenizer, prompts)
-        image_embeds = self.model.vision(pixel_values=pixels).last_hidden_state
-        image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long)
-        text = self.model.text(input_ids=ids, attention_mask=mask,
-                               encoder_hidden_states=image_embeds,
-                               encoder_attention_mask=image_mask, is_decoder=False)
-        reward = self.model.head.layers(text.last_hidden_state[:, 0, :])[:, 0]
-        return ((reward - MEAN) / STD).double().numpy()
+        image_embeds = model.vision(pixel_values=batch).last_hidden_state
+        image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long,
+                                device=image_embeds.device)
+        text = model.text(input_ids=ids.to(batch.device), attention_mask=mask.to(batch.device),
+                          encoder_hidden_states=image_embeds,
+                          encoder_attention_mask=image_mask, is_decoder=False)
+        reward = model.head.layers(text.last_hidden_state[:, 0, :])[:, 0].float()
+        return (reward - MEAN) / STD

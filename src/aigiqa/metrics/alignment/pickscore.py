@@ -14,27 +14,23 @@ import functools
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aigiqa.assets import Asset, register_model_files
+import numpy as np
+
+from aigiqa.assets import catalog
 from aigiqa.errors import AssetError
 from aigiqa.metrics.alignment._common import (
     HubFile,
-    TorchMetric,
     load_strict,
     read_state_dict,
     resolve_weights,
 )
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import TORCH_DEFAULTS, TorchMetric
 
-REPO = "yuvalkirstain/PickScore_v1"
-_HUB = [HubFile(REPO, "model.safetensors"), HubFile(REPO, "pytorch_model.bin")]
-FILE = Asset(
-    "pickscore/model.safetensors",
-    None,  # not verified: no checksum found offline
-    _HUB[0].url,
-    "PickScore_v1 weights (transformers CLIPModel, CLIP-ViT-H-14)",
-    "MIT (PickScore)",
-)
-register_model_files(FILE)
+FILE = catalog.entry("pickscore/model.safetensors")
+REPO = catalog.hub(FILE.name).repo
+#: the hub copies looked for in the Hugging Face cache: the catalog's file, then the pickle
+_HUB = [HubFile(*catalog.hub(FILE.name).key), HubFile(REPO, "pytorch_model.bin")]
 
 
 def clip_h_config() -> Any:
@@ -60,18 +56,8 @@ def build_clip_model(weights: Path, metric: str) -> Any:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    if weights.is_dir():
-        config = CLIPConfig.from_pretrained(weights)
-        files = [weights / n for n in ("model.safetensors", "pytorch_model.bin")]
-        found = [f for f in files if f.is_file()]
-        if not found:
-            raise AssetError(f"metric {metric!r}: {weights} holds no model.safetensors")
-        weights = found[0]
-    else:
-        config_file = weights.parent / "config.json"  # a hub snapshot keeps it beside the weights
-        config = CLIPConfig.from_pretrained(weights.parent) if config_file.is_file() else (
-            clip_h_config()
-        )
+    config_file, weights = model_files(weights, metric)
+    config = CLIPConfig.from_pretrained(config_file.parent) if config_file else clip_h_config()
     state = read_state_dict(weights)
     state.pop("text_model.embeddings.position_ids", None)  # a buffer older exports saved
     state.pop("vision_model.embeddings.position_ids", None)
@@ -81,6 +67,19 @@ def build_clip_model(weights: Path, metric: str) -> Any:
         model = CLIPModel(config)
     load_strict(model, state, weights, metric)
     return model.float().eval()
+
+
+def model_files(weights: Path, metric: str) -> tuple[Path | None, Path]:
+    """(config.json or None for the CLIP-H config, weight file) of a weight file or a saved model
+    folder (a hub snapshot keeps config.json beside the weights)."""
+    if weights.is_dir():
+        found = [f for f in (weights / "model.safetensors", weights / "pytorch_model.bin")
+                 if f.is_file()]
+        if not found:
+            raise AssetError(f"metric {metric!r}: {weights} holds no model.safetensors")
+        return weights / "config.json", found[0]
+    config_file = weights.parent / "config.json"
+    return (config_file if config_file.is_file() else None), weights
 
 
 def clip_token_ids(prompts: list[str], context: int = 77) -> tuple[Any, Any]:
@@ -110,33 +109,48 @@ class PickScore(TorchMetric):
     score_range: ClassVar[tuple[float, float] | None] = None
     citation: ClassVar[str] = "Kirstain et al., Pick-a-Pic, NeurIPS 2023"
     description: ClassVar[str] = "logit_scale·cos of the PickScore_v1 CLIP-H embeddings"
-    defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "batch_size": 16}
+    kind: ClassVar[str] = "alignment"
+    needs_prompt: ClassVar[bool] = True
+    requires: ClassVar[tuple[str, ...]] = ("torch", "transformers", "open_clip")
+    defaults: ClassVar[dict[str, Any]] = dict(TORCH_DEFAULTS)
     file_options: ClassVar[tuple[str, ...]] = ("checkpoint",)
+    _unpicklable: ClassVar[tuple[str, ...]] = ("processor",)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.weights = resolve_weights(self.name, self.options["checkpoint"], FILE.name, _HUB)
 
-    def _build(self) -> None:
+    def weight_files(self) -> list[Path]:
+        config, weights = model_files(self.weights, self.name)
+        return [f for f in (config, weights) if f is not None]
+
+    def build_model(self) -> Any:
         from transformers import CLIPImageProcessorPil
 
-        self.model = build_clip_model(self.weights, self.name)
-        size = self.model.config.vision_config.image_size
+        model = build_clip_model(self.weights, self.name)
+        size = model.config.vision_config.image_size
         self.processor = CLIPImageProcessorPil(
             size={"shortest_edge": size}, crop_size={"height": size, "width": size}, resample=3
         )
+        return model
 
-    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
+    def transform(self, image: np.ndarray) -> Any:
+        from PIL import Image
+
+        return self.processor(images=[Image.fromarray(image)],
+                              return_tensors="pt")["pixel_values"][0]
+
+    def forward(self, model: Any, batch: Any, prompts: list[str] | None) -> Any:
         import torch
 
         assert prompts is not None
-        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
-        ids, mask = clip_token_ids(prompts, self.model.config.text_config.max_position_embeddings)
-        img = _features(self.model.get_image_features(pixel_values=pixels))
-        txt = _features(self.model.get_text_features(input_ids=ids, attention_mask=mask))
+        ids, mask = clip_token_ids(prompts, model.config.text_config.max_position_embeddings)
+        img = _features(model.get_image_features(pixel_values=batch)).float()
+        txt = _features(model.get_text_features(input_ids=ids.to(batch.device),
+                                                attention_mask=mask.to(batch.device))).float()
         cos = (torch.nn.functional.normalize(img, dim=-1)
                * torch.nn.functional.normalize(txt, dim=-1)).sum(-1)
-        return (self.model.logit_scale.exp() * cos).double().numpy()
+        return model.logit_scale.exp() * cos
 
 
 def _features(out: Any) -> Any:

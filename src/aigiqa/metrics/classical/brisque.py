@@ -102,14 +102,18 @@ class SvrModel:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write the model as ``.npz``."""
+        """Write the model in the ``.npz`` format at exactly ``path`` (no suffix added),
+        atomically; returns ``path``."""
+        from aigiqa.files import atomic_write
+
         path = Path(path)
-        np.savez(
-            path,
-            support=self.support, coef=self.coef, rho=self.rho, gamma=self.gamma,
-            feature_min=self.feature_min, feature_max=self.feature_max,
-            lower=self.lower, upper=self.upper, higher_better=self.higher_better,
-        )
+        with atomic_write(path, "the BRISQUE model") as handle:
+            np.savez(
+                handle,
+                support=self.support, coef=self.coef, rho=self.rho, gamma=self.gamma,
+                feature_min=self.feature_min, feature_max=self.feature_max,
+                lower=self.lower, upper=self.upper, higher_better=self.higher_better,
+            )
         return path
 
     @classmethod
@@ -181,17 +185,17 @@ def _read_ranges(path: Path) -> tuple[tuple[float, float], dict[int, tuple[float
 
 
 def load_model(model: str) -> SvrModel:
-    """"live" (the registered libsvm assets) or the path of a model saved by ``SvrModel.save``;
+    """"" or "live" (the registered libsvm assets) or the path of a model saved by ``save``;
     AssetError if the files are missing or unreadable (a run then ends instead of storing a
     failure for every image)."""
     from aigiqa.assets import asset_path
 
-    if model == "live":
+    if model in ("", "live"):
         return read_libsvm_model(asset_path(MODEL_ASSET), asset_path(RANGE_ASSET))
     if model.startswith("fitted:"):  # AssetError: the model is not here, whatever the image
         raise AssetError(
             f"metric 'brisque': model {model!r} was fitted in another session; save() it and "
-            "pass the file as model=PATH"
+            "pass the file as checkpoint=PATH"
         )
     path = asset_path(MODEL_ASSET, model)
     loaded = SvrModel.load(path)
@@ -208,7 +212,8 @@ def load_model(model: str) -> SvrModel:
 class Brisque(Metric):
     """BRISQUE (LIVE release): SVR on 36 NSS features; lower is better for the LIVE model.
 
-    Options: ``model`` ("live" or a path written by ``save``), ``text_rounding`` (emulate the
+    Options: ``checkpoint`` (empty or "live" for the LIVE model, or a path written by ``save``;
+    its old name ``model=`` is still accepted), ``text_rounding`` (emulate the
     release's text files between MATLAB, svm-scale and svm-predict for libsvm models; on by
     default to give the release's numbers). Constant images have no NSS to fit and score NaN
     (as in MATLAB).
@@ -224,12 +229,15 @@ class Brisque(Metric):
         "spatial domain, IEEE Transactions on Image Processing 21(12):4695-4708, 2012"
     )
     description: ClassVar[str] = "BRISQUE, LIVE release (MATLAB + libsvm exact)"
-    defaults: ClassVar[dict[str, Any]] = {"model": "live", "text_rounding": True}
-    file_options: ClassVar[tuple[str, ...]] = ("model",)
+    defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "text_rounding": True}
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint",)
+    deprecated_options: ClassVar[dict[str, str]] = {"model": "checkpoint"}
     version: ClassVar[str] = "1"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        if self.options["checkpoint"] == "live":  # the LIVE model, named: the same metric
+            self.options["checkpoint"] = ""
         self._model: SvrModel | None = None
 
     def prepare(self) -> None:
@@ -240,7 +248,7 @@ class Brisque(Metric):
     def model(self) -> SvrModel:
         """The SVR and its feature ranges, loaded on first use."""
         if self._model is None:
-            self._set_model(load_model(self.options["model"]))
+            self._set_model(load_model(self.options["checkpoint"]))
         assert self._model is not None
         return self._model
 
@@ -248,7 +256,7 @@ class Brisque(Metric):
         self._model = model
         self.lower_better = not model.higher_better  # type: ignore[misc]
 
-    def score(
+    def score_batch(
         self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
     ) -> np.ndarray:
         """BRISQUE of each RGB uint8 (H, W, 3) image; float64 (n,)."""
@@ -262,10 +270,12 @@ class Brisque(Metric):
         return out
 
     def fit(
-        self, database: Any, split: str = "train", target: str | None = None,
+        self, database: Any, split: str = "official", *, seed: int = 0, target: str | None = None,
         c: float = 1024.0, epsilon: float = 0.1, gamma: float = 0.05,
     ) -> Brisque:
-        """Refit the SVR (scikit-learn) on the labelled records of ``split`` of a Database.
+        """Refit the SVR (scikit-learn) on the labelled records of the ``train`` part of
+        ``split`` (a spec: ``official``, ``fold:K/N``, ``ratio:…``) of a Database; returns self,
+        with ``fit_result`` saying what it was fitted on.
 
         Features are scaled to [-1, 1] over the training images, as svm-scale does; the SVR
         hyper-parameters default to the LIVE release's (C 1024, gamma 0.05, epsilon 0.1).
@@ -273,13 +283,15 @@ class Brisque(Metric):
         from sklearn.svm import SVR
 
         from aigiqa.images import load_image
+        from aigiqa.splits import training_records
 
         target = target or database.info.main_target
-        records = [r for r in database if r.split == split and target in r.targets]
+        records = [r for r in training_records(database, split, seed=seed, metric=self.name)
+                   if target in r.targets]
         if len(records) < 2:
             raise MetricError(
-                f"metric 'brisque': fit needs at least 2 labelled records in split {split!r} "
-                f"of {database.name} (found {len(records)})"
+                f"metric 'brisque': fit needs at least 2 labelled records in the train part of "
+                f"split {split!r} of {database.name} (found {len(records)})"
             )
         feats = np.stack([brisque_features(load_image(r.path)) for r in records])
         y = np.array([r.targets[target] for r in records], dtype=np.float64)
@@ -299,17 +311,20 @@ class Brisque(Metric):
         model.higher_better = not database_lower_better(database)
         self._set_model(model)
         digest = hashlib.sha256(model.support.tobytes() + model.coef.tobytes()).hexdigest()
-        self.options["model"] = f"fitted:{digest[:16]}"  # the cache key follows the model
+        self.options["checkpoint"] = f"fitted:{digest[:16]}"  # the cache key follows the model
+        self.fit_result = {"database": database.name, "split": split, "seed": seed,
+                           "target": target, "images": int(ok.sum()),
+                           "support_vectors": int(len(model.support))}
         return self
 
     def save(self, path: str | Path) -> Path:
-        """Write the current model (``.npz``); load it with ``Brisque(model=path)``."""
+        """Write the current model (``.npz``); load it with ``Brisque(checkpoint=path)``."""
         return self.model.save(path)
 
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> Brisque:
         """A BRISQUE metric using the model saved at ``path``."""
-        return cls(model=str(path), **options)
+        return cls(checkpoint=str(path), **options)
 
 
 def database_lower_better(database: Any) -> bool:

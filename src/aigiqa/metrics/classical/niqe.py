@@ -111,8 +111,9 @@ def niqe_distance(
 class Niqe(Metric):
     """NIQE (LIVE release): distance of an image's NSS fit from a pristine model; lower is better.
 
-    Options: ``model`` ("live" for the LIVE pristine model, or a path to a ``.mat`` with
-    ``mu_prisparam``/``cov_prisparam`` such as ``save`` writes), ``block_size`` (even, pixels).
+    Options: ``checkpoint`` (empty or "live" for the LIVE pristine model, or a path to a ``.mat``
+    with ``mu_prisparam``/``cov_prisparam`` such as ``save`` writes; its old name ``model=`` is
+    still accepted), ``block_size`` (even, pixels).
     Constant images have no NSS to fit and score NaN (as in MATLAB); images smaller than one
     block raise MetricError. With a single valid block the image covariance is taken as zero.
     """
@@ -126,12 +127,15 @@ class Niqe(Metric):
         "analyzer, IEEE Signal Processing Letters 20(3):209-212, 2013"
     )
     description: ClassVar[str] = "NIQE, LIVE release (MATLAB-exact)"
-    defaults: ClassVar[dict[str, Any]] = {"model": "live", "block_size": 96}
-    file_options: ClassVar[tuple[str, ...]] = ("model",)
+    defaults: ClassVar[dict[str, Any]] = {"checkpoint": "", "block_size": 96}
+    file_options: ClassVar[tuple[str, ...]] = ("checkpoint",)
+    deprecated_options: ClassVar[dict[str, str]] = {"model": "checkpoint"}
     version: ClassVar[str] = "1"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        if self.options["checkpoint"] == "live":  # the LIVE model, named: the same metric
+            self.options["checkpoint"] = ""
         size = self.options["block_size"]
         if not isinstance(size, int) or size < 2 or size % 2:
             raise MetricError(f"metric 'niqe': block_size={size!r} must be an even integer >= 2")
@@ -146,10 +150,10 @@ class Niqe(Metric):
     def params(self) -> tuple[np.ndarray, np.ndarray]:
         """Pristine model (mu (36,), cov (36, 36)), loaded on first use."""
         if self._params is None:
-            self._params = load_model(self.options["model"])
+            self._params = load_model(self.options["checkpoint"])
         return self._params
 
-    def score(
+    def score_batch(
         self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
     ) -> np.ndarray:
         """NIQE of each RGB uint8 (H, W, 3) image; float64 (n,)."""
@@ -159,13 +163,30 @@ class Niqe(Metric):
             [niqe_distance(niqe_features(im, size)[0], mu, cov) for im in images], dtype=np.float64
         )
 
-    def fit(
-        self, images: Sequence[np.ndarray | str | Path], sharpness_threshold: float = 0.75
-    ) -> Niqe:
-        """Build a pristine model from images (arrays or paths), as LIVE ``estimatemodelparam``.
+    def fit(self, database: Any, split: str = "official", *, seed: int = 0,
+            sharpness_threshold: float = 0.75) -> Niqe:
+        """Build the pristine model from the images of the ``train`` part of ``split`` (a spec:
+        ``official``, ``fold:K/N``, ``ratio:…``) of a Database, as LIVE ``estimatemodelparam``;
+        returns self. ``fit_result`` then says what it was fitted on. (Passing a list of images
+        instead of a Database still works, with a DeprecationWarning: :meth:`fit_images`.)
 
-        Keeps the blocks whose sharpness exceeds ``sharpness_threshold`` × the image's sharpest.
+        Keeps the blocks whose sharpness exceeds ``sharpness_threshold`` x the image's sharpest.
         """
+        if not (hasattr(database, "records") and hasattr(database, "info")):
+            warnings.warn("metric 'niqe': fit(images) is deprecated; use fit(database, "
+                          "split=SPEC) or fit_images(images)", DeprecationWarning, stacklevel=2)
+            return self.fit_images(database, sharpness_threshold)
+        from aigiqa.splits import training_records
+
+        records = training_records(database, split, seed=seed, metric=self.name)
+        self.fit_images([r.path for r in records], sharpness_threshold)
+        self.fit_result = {"database": database.name, "split": split, "seed": seed,
+                           "images": len(records)}
+        return self
+
+    def fit_images(self, images: Sequence[np.ndarray | str | Path],
+                   sharpness_threshold: float = 0.75) -> Niqe:
+        """Build the pristine model from images (arrays or paths); returns self."""
         from aigiqa.images import load_image
 
         kept = []
@@ -183,26 +204,31 @@ class Niqe(Metric):
         self._params = (mu, cov)
         # the cache key must change with the model: name the fitted model by its content
         digest = hashlib.sha256(mu.tobytes() + cov.tobytes()).hexdigest()[:16]
-        self.options["model"] = f"fitted:{digest}"
+        self.options["checkpoint"] = f"fitted:{digest}"
+        self.fit_result = {"images": len(kept)}
         return self
 
     def save(self, path: str | Path) -> Path:
-        """Write the pristine model as a ``.mat`` (``mu_prisparam``, ``cov_prisparam``)."""
+        """Write the pristine model in the ``.mat`` format (``mu_prisparam``, ``cov_prisparam``)
+        at exactly ``path`` (no suffix added), atomically; returns ``path``."""
         from scipy.io import savemat
+
+        from aigiqa.files import atomic_write
 
         mu, cov = self.params
         path = Path(path)
-        savemat(path, {"mu_prisparam": mu[None, :], "cov_prisparam": cov})
+        with atomic_write(path, "the NIQE model") as handle:
+            savemat(handle, {"mu_prisparam": mu[None, :], "cov_prisparam": cov})
         return path
 
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> Niqe:
         """A NIQE metric using the model saved at ``path``."""
-        return cls(model=str(path), **options)
+        return cls(checkpoint=str(path), **options)
 
 
 def load_model(model: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read a pristine model: "live" (the registered asset) or a ``.mat`` path holding
+    """Read a pristine model: "" or "live" (the registered asset) or a ``.mat`` path holding
     ``mu_prisparam``/``cov_prisparam`` (LIVE, ``save``) or ``Mean``/``Covariance`` (the fields
     of MATLAB's ``niqeModel``, e.g. ``s = struct(m); save(f, '-struct', 's')``).
 
@@ -215,9 +241,10 @@ def load_model(model: str) -> tuple[np.ndarray, np.ndarray]:
     if model.startswith("fitted:"):  # AssetError: the model is not here, whatever the image
         raise AssetError(
             f"metric 'niqe': model {model!r} was fitted in another session; save() it and pass "
-            "the file as model=PATH"
+            "the file as checkpoint=PATH"
         )
-    path = asset_path(MODEL_ASSET) if model == "live" else asset_path(MODEL_ASSET, model)
+    path = (asset_path(MODEL_ASSET) if model in ("", "live")
+            else asset_path(MODEL_ASSET, model))
     try:
         data = loadmat(path)
         if "mu_prisparam" not in data and "Mean" in data:  # MATLAB niqeModel saved as struct

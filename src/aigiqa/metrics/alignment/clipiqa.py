@@ -6,17 +6,22 @@ official ``CLIPIQAFixed`` (IceClear/CLIP-IQA): OpenAI CLIP RN50, prompts "Good p
 normalised with the OpenAI mean/std, the attention pool WITHOUT its positional embedding (the
 official default ``pos_embedding=False``; ``positional_embedding=True`` adds it resized bicubically
 as the official option does), logits exp(logit_scale)·cos, score = softmax probability of the
-positive prompt. Computed in float32 (the official CLIP loader may run in float16 on GPU).
+positive prompt. Computed in float32 by default (the official CLIP loader may run in float16 on
+GPU; ``dtype=`` chooses). Images are scored at their own size, so only images of the same size
+share a forward pass, and at most :attr:`CLIPIQA.max_batch_pixels` pixels go into one.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 from aigiqa.errors import MetricError
 from aigiqa.metrics.alignment import _clip
-from aigiqa.metrics.alignment._common import TorchMetric, resolve_weights
 from aigiqa.metrics.registry import register_metric
+from aigiqa.metrics.torch_base import TORCH_DEFAULTS, TorchMetric
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -60,16 +65,19 @@ class CLIPIQA(TorchMetric):
     citation: ClassVar[str] = "Wang, Chan and Loy, Exploring CLIP for Assessing the Look and Feel "\
         "of Images, AAAI 2023"
     description: ClassVar[str] = "softmax of CLIP RN50 similarity to 'Good photo.'/'Bad photo.'"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision", "open_clip")
     defaults: ClassVar[dict[str, Any]] = {
+        **TORCH_DEFAULTS,
         "model": "RN50",
-        "checkpoint": "",
         "positive": "Good photo.",
         "negative": "Bad photo.",
         "positional_embedding": False,
-        "batch_size": 16,
     }
     #: open_clip reads a folder for ``model="local-dir:PATH"``, so ``model`` names files too.
     file_options: ClassVar[tuple[str, ...]] = ("checkpoint", "model")
+    #: full-resolution input: at most 16 MPix (e.g. 16 images of 1024²) per forward pass
+    max_batch_pixels: ClassVar[int | None] = 16 * 1024 * 1024
+    _unpicklable: ClassVar[tuple[str, ...]] = ("text", "mean", "std")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -78,50 +86,59 @@ class CLIPIQA(TorchMetric):
             raise MetricError(f"metric 'clipiqa': model={arch!r} is not a CLIP ResNet (RN50 …)")
         if arch not in _clip.OPENAI_FILES and not self.options["checkpoint"]:
             raise MetricError(f"metric 'clipiqa': model={arch!r} needs checkpoint=PATH")
-        self.weights = resolve_weights(
-            self.name,
-            self.options["checkpoint"],
-            _clip.OPENAI_FILES.get(arch, _clip.OPENAI_FILES["RN50"]).name,
-            [_clip.OPENAI_HUB[arch]] if arch in _clip.OPENAI_HUB else [],
-            _clip.openai_cache(arch),
-        )
+        self.weights = _clip.openai_weights(self.name, self.options["checkpoint"], arch, "RN50")
 
-    def _build(self) -> None:
+    def weight_files(self) -> list[Path]:
+        return [self.weights]
+
+    def build_model(self) -> Any:
         import torch
 
         arch = self.options["model"]
-        self.model = _clip.build_open_clip(arch, self.weights, self.name, quick_gelu=True)
+        model = _clip.build_open_clip(arch, self.weights, self.name, quick_gelu=True)
         tokens = _clip.tokenizer(arch)([self.options["positive"], self.options["negative"]])
         with torch.inference_mode():
-            text = self.model.encode_text(tokens)
+            text = model.encode_text(tokens)
         self.text = torch.nn.functional.normalize(text, dim=-1)
         self.mean = torch.tensor(MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(STD).view(1, 3, 1, 1)
+        return model
 
-    def encode_image(self, pixels: Any) -> Any:
+    def on_device(self, device: Any) -> None:
+        self.text = self.text.to(device)
+
+    def batch_group(self, image: np.ndarray) -> tuple:
+        return tuple(image.shape[:2])  # full resolution: only equal sizes stack
+
+    def transform(self, image: np.ndarray) -> Any:
+        import torch
+
+        h, w = image.shape[:2]
+        if min(h, w) < 32:
+            raise MetricError(
+                f"metric 'clipiqa': an image of {w}x{h} pixels is too small; the CLIP ResNet "
+                "needs at least 32x32 (images are scored at full size)"
+            )
+        return torch.from_numpy(image.astype(np.float32) / 255.0)  # (H, W, 3) in [0, 1]
+
+    def collate(self, items: Any) -> Any:
+        """Normalised (N, 3, H, W) pixels, stored channels-last (N, H, W, 3) as the images are:
+        the CPU convolutions of the ResNet run fastest on that layout."""
+        import torch
+
+        x = torch.stack(list(items)).permute(0, 3, 1, 2)
+        return (x - self.mean) / self.std
+
+    def encode_image(self, pixels: Any, model: Any = None) -> Any:
         """Image features (N, D) of normalised pixels (N, 3, H, W) of any size ≥ 32."""
-        visual = self.model.visual
+        visual = (self.model if model is None else model).visual
         x = visual.stem(pixels)
         x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
         return attention_pool(visual.attnpool, x, self.options["positional_embedding"])
 
-    def _score_chunk(self, images: list[Any], prompts: list[str] | None) -> Any:
-        import numpy as np
+    def forward(self, model: Any, batch: Any, prompts: list[str] | None) -> Any:
         import torch
 
-        out = np.empty(len(images))
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(images):
-            if min(im.size) < 32:
-                raise MetricError(
-                    f"metric 'clipiqa': an image of {im.size[0]}x{im.size[1]} pixels is too small; "
-                    "the CLIP ResNet needs at least 32x32 (images are scored at full size)"
-                )
-            groups.setdefault(im.size, []).append(i)
-        for idx in groups.values():
-            arr = np.stack([np.asarray(images[i], dtype=np.float32) for i in idx]) / 255.0
-            pixels = (torch.from_numpy(arr).permute(0, 3, 1, 2) - self.mean) / self.std
-            img = torch.nn.functional.normalize(self.encode_image(pixels), dim=-1)
-            logits = self.model.logit_scale.exp() * img @ self.text.T
-            out[idx] = logits.softmax(dim=-1)[:, 0].double().numpy()
-        return out
+        img = torch.nn.functional.normalize(self.encode_image(batch, model), dim=-1)
+        logits = model.logit_scale.exp() * img @ self.text.T.to(img.dtype)
+        return logits.float().softmax(dim=-1)[:, 0]

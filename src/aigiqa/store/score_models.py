@@ -1,4 +1,8 @@
-"""Declarative tables of the store; later features (study subjects, ratings…) extend ``Base``."""
+"""Tables of the score store: metric configurations, cached scores, cached file hashes.
+
+They have their own declarative base: a score store creates these tables and no others (the
+study tables are on :class:`aigiqa.store.study_models.StudyBase`).
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
-class Base(DeclarativeBase):
-    """Declarative base of every aigiqa table; ``Base.metadata.create_all(engine)`` makes them."""
+class ScoreBase(DeclarativeBase):
+    """Declarative base of the score tables; ``ScoreBase.metadata.create_all(engine)`` makes
+    them (only them)."""
 
 
-class MetricInfo(Base):
+class MetricInfo(ScoreBase):
     """One metric configuration seen by the store: its cache key and how to recreate it."""
 
     __tablename__ = "metrics"
@@ -37,7 +42,7 @@ class MetricInfo(Base):
     )
 
 
-class Score(Base):
+class Score(ScoreBase):
     """One score of one metric configuration for one input.
 
     ``input_hash`` is the sha256 of the image file's bytes, or for a prompt-aware metric the
@@ -60,7 +65,7 @@ class Score(Base):
     )
 
 
-class FileHash(Base):
+class FileHash(ScoreBase):
     """File-hash cache: absolute path → sha256 of its bytes, valid while size and mtime match.
 
     ``hashed_at_ns`` (wall clock when the bytes were read) guards against a file rewritten within

@@ -16,7 +16,6 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aigiqa.errors import AigiqaError
+from aigiqa.testing.servers import free_port
 
 #: Where Debian puts the server binaries; the newest version found wins unless one is asked for.
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -86,13 +86,6 @@ def find_pg_bin(version: int | None = None) -> Path:
         f"{', '.join(map(str, candidates)) or PG_ROOT}; install postgresql"
         f"{'-' + str(version) if version else ''} or set {PG_BIN_ENV}"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _server_user() -> pwd.struct_passwd | None:

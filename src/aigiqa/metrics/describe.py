@@ -1,0 +1,40 @@
+"""A metric's metadata as plain data: what ``aigiqa metrics list``, the scoring service
+(``GET /v1/metrics``) and benchmark results (``results.json``) say about a metric."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aigiqa.metrics.base import Metric
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def metric_metadata(metric: Metric | type[Metric]) -> dict[str, Any]:
+    """The registry metadata of a metric class, or of a metric created with options.
+
+    Keys: ``name``, ``kind``, ``lower_better``, ``needs_prompt``, ``score_range`` (``[low,
+    high]`` floats with None for an unbounded end, or None if unknown), ``description`` (the
+    class's, else the first line of its docstring), ``citation``, ``version`` and
+    ``file_options`` (names of the options that name files). A metric instance adds ``spec``,
+    ``key`` and ``options`` (every option's value, defaults included; a value that is not a
+    string, number, bool or None as its ``str``).
+    """
+    cls = metric if isinstance(metric, type) else type(metric)
+    info: dict[str, Any] = {
+        "name": cls.name,
+        "kind": cls.kind,
+        "lower_better": bool(cls.lower_better),
+        "needs_prompt": bool(cls.needs_prompt),
+        "score_range": None if cls.score_range is None else [
+            float(v) if math.isfinite(v) else None for v in cls.score_range],
+        "description": cls.description or (cls.__doc__ or "").strip().split("\n")[0],
+        "citation": cls.citation,
+        "version": str(cls.version),
+        "file_options": list(cls.file_options),
+    }
+    if not isinstance(metric, type):
+        info = {"spec": metric.spec, **info, "key": metric.key, "options": {
+            k: v if isinstance(v, _PLAIN) else str(v) for k, v in metric.options.items()}}
+    return info
