@@ -13,6 +13,7 @@ from aigiqa.assets import cli as assets_cli
 from aigiqa.databases import cli as databases_cli
 from aigiqa.databases.cli import DbOptionOpt, FollowOpt
 from aigiqa.errors import AigiqaError
+from aigiqa.splits import SPLIT_OPTION_HELP
 
 app = typer.Typer(
     help="aigiqa: quality assessment of AI-generated images.",
@@ -270,24 +271,39 @@ def mos(
 def splits(
     name: Annotated[str, typer.Argument(help="Database reader name")],
     root: Annotated[Path, typer.Argument(help="Database folder")],
-    split: Annotated[str, typer.Option(help="official | fold:K[/N] | ratio:a,b[,c]")] = "official",
+    split: Annotated[str, typer.Option(help=SPLIT_OPTION_HELP + " (logo alone: every one)")
+                     ] = "official",
     seed: Annotated[int, typer.Option(help="Seed of random splits")] = 0,
-    out: Annotated[Path | None, typer.Option(help="CSV name,split (default: counts only)")] = None,
+    out: Annotated[Path | None, typer.Option(help="CSV name,split (default: counts only); "
+                                             "logo adds held_out")] = None,
     option: DbOptionOpt = None,
     follow_symlinks: FollowOpt = False,
 ) -> None:
-    """Show or write a split of a database's labelled images (blind ones never enter)."""
+    """Show or write a split of a database's labelled images (blind ones never enter);
+    ``--split logo`` shows every leave-one-generator-out split."""
     import pandas as pd
 
+    from aigiqa.protocols import logo_sweep
     from aigiqa.splits import resolve_split
 
     db = databases_cli.load(name, root, option, follow_symlinks)
-    parts = resolve_split(db, split, seed=seed)
-    for part, names in parts.items():
-        typer.echo(f"{part:<8}{len(names):>8}")
-    if out is not None:
+    if split.strip().lower() == "logo":
+        sweep = logo_sweep(db)
+        width = max(len(g) for g in sweep)
+        typer.echo(f"{'held out':<{width}}{'train':>8}{'test':>8}")
+        for generator, parts in sweep.items():
+            typer.echo(f"{generator:<{width}}{len(parts['train']):>8}{len(parts['test']):>8}")
+        rows = [(n, part, g) for g, parts in sweep.items() for part, names in parts.items()
+                for n in names]
+        columns = ["name", "split", "held_out"]
+    else:
+        parts = resolve_split(db, split, seed=seed)
+        for part, names in parts.items():
+            typer.echo(f"{part:<8}{len(names):>8}")
         rows = [(n, part) for part, names in parts.items() for n in names]
-        pd.DataFrame(rows, columns=["name", "split"]).to_csv(out, index=False)
+        columns = ["name", "split"]
+    if out is not None:
+        pd.DataFrame(rows, columns=columns).to_csv(out, index=False)
         typer.echo(f"{len(rows)} rows → {out}")
 
 

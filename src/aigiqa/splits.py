@@ -1,4 +1,5 @@
-"""Train/test splits of a database: the official one, seeded k-fold and ratio splits.
+"""Train/test splits of a database: the official one, seeded k-fold and ratio splits, and the
+protocols of :mod:`aigiqa.protocols` (``public``, ``logo``, ``prompt-disjoint``).
 
 Every split holds labelled records only: blind records (no main target, e.g. the AIGIQA-20K
 val/test releases) never enter an evaluation. Lists of names keep the database's record order.
@@ -31,10 +32,16 @@ from aigiqa.errors import SplitError
 
 DEFAULT_RATIOS = {"train": 0.7, "val": 0.1, "test": 0.2}
 DEFAULT_FOLDS = 5
-SPEC_HELP = "'official', 'fold:K' (K-th of 5 folds, from 0), 'fold:K/N' or 'ratio:0.7,0.1,0.2'"
+SPEC_HELP = ("'official', 'fold:K' (K-th of 5 folds, from 0), 'fold:K/N', 'ratio:0.7,0.1,0.2', "
+             "'public:7/1/2', 'logo:GENERATOR' or 'prompt-disjoint:7/1/2'")
+#: The ``--split`` help of the commands.
+SPLIT_OPTION_HELP = ("official | fold:K[/N] | ratio:a,b[,c] | public[:7/1/2] | logo:GENERATOR | "
+                     "prompt-disjoint[:7/1/2]")
+#: How every split spec starts (the protocol names of :func:`resolve_split`).
+SPEC_PREFIXES = ("official", "fold:", "ratio:", "public", "logo", "prompt-disjoint")
 
-__all__ = ["DEFAULT_RATIOS", "kfold_splits", "official_split", "ratio_split", "resolve_split",
-           "training_records"]
+__all__ = ["DEFAULT_RATIOS", "is_split_spec", "kfold_splits", "official_split", "ratio_split",
+           "resolve_split", "training_records"]
 
 
 def official_split(db: Database) -> dict[str, list[str]]:
@@ -48,7 +55,7 @@ def official_split(db: Database) -> dict[str, list[str]]:
     return out
 
 
-def _sequence(db: Database, seed: int) -> list[str]:
+def _sequence(db: Database, seed: int | str) -> list[str]:
     """Labelled names grouped by generator (sorted), each group in seeded hash order."""
     groups: dict[str, list[str]] = {}
     for rec in db.labelled():
@@ -85,7 +92,7 @@ def kfold_splits(db: Database, k: int = DEFAULT_FOLDS, seed: int = 0) -> list[di
 
 
 def ratio_split(db: Database, ratios: Mapping[str, float] | None = None,
-                seed: int = 0) -> dict[str, list[str]]:
+                seed: int | str = 0) -> dict[str, list[str]]:
     """Split the labelled images by ratios (summing to 1), stratified by generator.
 
     ratios: split name → fraction, e.g. ``{"train": 0.7, "val": 0.1, "test": 0.2}`` (default).
@@ -126,7 +133,8 @@ def resolve_split(db: Database, spec: str, *, seed: int = 0) -> dict[str, list[s
 
     ``official`` → :func:`official_split`; ``fold:K`` → fold K (0-based) of 5, ``fold:K/N`` of N
     (``{"train", "test"}``); ``ratio:0.7,0.1,0.2`` → train/val/test (``ratio:0.8,0.2`` →
-    train/test). Seeded by ``seed``.
+    train/test). Seeded by ``seed``. ``public[:7/1/2]``, ``logo:GENERATOR`` and
+    ``prompt-disjoint[:7/1/2]``: :func:`aigiqa.protocols.resolve_protocol`.
     """
     text = spec.strip().lower()
     if text == "official":
@@ -150,7 +158,16 @@ def resolve_split(db: Database, spec: str, *, seed: int = 0) -> dict[str, list[s
             raise SplitError(f"split {spec!r}: give 2 (train,test) or 3 (train,val,test) ratios")
         keys = ("train", "test") if len(values) == 2 else ("train", "val", "test")
         return ratio_split(db, dict(zip(keys, values, strict=True)), seed)
+    if text.startswith(("public", "logo", "prompt-disjoint")):
+        from aigiqa import protocols
+
+        return protocols.resolve_protocol(db, spec.strip(), seed=seed)
     raise SplitError(f"unknown split {spec!r}: use {SPEC_HELP}")
+
+
+def is_split_spec(text: str) -> bool:
+    """Whether ``text`` is a split spec (not a split name of a database such as ``train``)."""
+    return text.strip().lower().startswith(SPEC_PREFIXES)
 
 
 def training_records(db: Database, split: str = "official", *, seed: int = 0,
@@ -162,9 +179,7 @@ def training_records(db: Database, split: str = "official", *, seed: int = 0,
     the database that is not a spec (``"train"``: the old way of ``Brisque.fit``) still works,
     with a DeprecationWarning: it is that part of the official split.
     """
-    name = split.strip().lower()
-    is_spec = name == "official" or name.startswith(("fold:", "ratio:"))
-    if not is_spec and split in db.splits:
+    if not is_split_spec(split) and split in db.splits:
         warnings.warn(f"metric {metric!r}: fit(split={split!r}) names a split of the database; "
                       f"fit takes a split spec now ({SPEC_HELP}): use split='official' to fit "
                       f"on its {split!r} part", DeprecationWarning, stacklevel=3)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from aigiqa.databases.cli import DbOptionOpt, FollowOpt
+from aigiqa.splits import SPLIT_OPTION_HELP
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -24,7 +25,7 @@ def train_command(
     root: Annotated[Path, typer.Option("--root", help="Folder of the database release")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: model.pt, result.json, "
                                       "last.pt (resume state)")],
-    split: Annotated[str, typer.Option(help="official | fold:K[/N] | ratio:a,b,c")] = "official",
+    split: Annotated[str, typer.Option(help=SPLIT_OPTION_HELP)] = "official",
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
     lr: Annotated[float, typer.Option(help="Learning rate of the head (AdamW, cosine)")] = 1e-3,
