@@ -236,8 +236,15 @@ def mos(
     report_json: Annotated[
         Path | None, typer.Option("--report", help="Write the screening/subject report (JSON)")
     ] = None,
+    pairs: Annotated[bool, typer.Option(
+        "--pairs", help="RATINGS is a comparisons CSV (a, b, outcome a|b|tie[, group, "
+        "annotator]): scale it (item, score, se, ci_low, ci_high, wins, losses, ties)")] = False,
+    model: Annotated[str, typer.Option(help="--pairs: bt | thurstone")] = "bt",
+    ties: Annotated[str, typer.Option(help="--pairs: rao-kupper | davidson | drop")] = "rao-kupper",
+    alpha: Annotated[float, typer.Option(help="--pairs: ridge alpha·Σs² (0: pure MLE)")] = 0.0,
 ) -> None:
-    """Compute MOS from raw ratings: z-scores, BT.500 screening, subject model, CI95."""
+    """Compute MOS from raw ratings (z-scores, BT.500 screening, subject model, CI95), or with
+    --pairs scale paired comparisons (Bradley-Terry / Thurstone)."""
     import json
     import warnings
 
@@ -246,6 +253,18 @@ def mos(
     from aigiqa.subjective.mle import DEGENERATE
 
     check_file(out, "the MOS CSV", "--out")
+    if pairs:
+        if method != "zscore" or scale or target_range or screen is not None or report_json:
+            raise AigiqaError("--pairs takes --model, --ties and --alpha; --method, --scale, "
+                              "--target-range, --screen and --report are for ratings")
+        from aigiqa.comparisons import read_comparisons
+        from aigiqa.subjective import scale_pairs
+
+        table = scale_pairs(read_comparisons(ratings), model, ties, alpha=alpha)
+        write_text(out, table.to_csv(index=False), "the MOS CSV")
+        typer.echo(f"{len(table)} items, {table.attrs['n_comparisons']} comparisons, {model} "
+                   f"(ties: {ties}, tie parameter {table.attrs['tie_parameter']:.4g}) → {out}")
+        return
     if report_json is not None:
         check_file(report_json, "the report", "--report")
     rating_scale = _range(scale, "--scale")

@@ -56,3 +56,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, AigiqaError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+class ComparisonError(AigiqaError):
+    """A paired-comparison table that cannot be used: missing columns, an outcome outside
+    {"a", "b", "tie"}, an image compared with itself, or a comparison graph that is disconnected."""

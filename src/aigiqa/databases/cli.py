@@ -94,4 +94,10 @@ def databases_show(
     typer.echo(f"{db.name}: {len(db)} records, {len(db.labelled())} labelled, "
                f"targets {', '.join(db.info.target_names)}, range {db.info.score_range}")
     typer.echo(frame.groupby(["split"], sort=False).size().to_string())
+    comparisons = getattr(db, "comparisons", None)
+    if callable(comparisons):  # a preference database
+        comp = comparisons()
+        counts = comp["outcome"].value_counts()
+        typer.echo(f"{comp['group'].nunique()} groups, {len(comp)} comparisons: "
+                   + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("a", "b", "tie")))
     typer.echo(frame.groupby(["generator"]).size().to_string())

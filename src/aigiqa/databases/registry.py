@@ -23,6 +23,8 @@ _BUILTIN_MODULES = (
     "aigiqa.databases.evalmuse40k",
     "aigiqa.databases.generic_csv",
     "aigiqa.databases.demo",
+    "aigiqa.databases.preference",
+    "aigiqa.databases.pickapic",
 )
 _loaded = False
 

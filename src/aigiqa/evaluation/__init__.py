@@ -30,7 +30,8 @@ Confidence intervals are percentile intervals. All resamples are computed at onc
 
 Modules: :mod:`.point` (maps, fits, ``evaluate``), :mod:`.resampling` (bootstrap draw counts and
 the statistics of all resamples at once), :mod:`.bootstrap` (confidence intervals, the paired
-test, ``evaluate_many``).
+test, ``evaluate_many``), :mod:`.preference` (pairwise accuracy on paired comparisons,
+pairs implied by a MOS).
 """
 
 from aigiqa.evaluation.bootstrap import bootstrap_ci, evaluate_many, paired_bootstrap
@@ -43,12 +44,14 @@ from aigiqa.evaluation.point import (
     logistic4,
     logistic5,
 )
+from aigiqa.evaluation.preference import PairwiseAccuracy, mos_pairs, pairwise_accuracy
 from aigiqa.evaluation.resampling import bootstrap_counts
 
 __all__ = [
     "CI_STATS",
     "FITS",
     "FittedMap",
+    "PairwiseAccuracy",
     "bootstrap_ci",
     "bootstrap_counts",
     "evaluate",
@@ -56,5 +59,7 @@ __all__ = [
     "fit_logistic",
     "logistic4",
     "logistic5",
+    "mos_pairs",
     "paired_bootstrap",
+    "pairwise_accuracy",
 ]
