@@ -136,3 +136,22 @@ def test_what_needs_no_torch_works_without_it(setup, shared: Path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert attempts == []
+
+
+def test_generate_plans_without_torch_and_run_names_the_extra(setup):
+    root = setup[0]
+    (root / "prompts.txt").write_text("a cat\na dog\n")
+    (root / "pipe").mkdir(exist_ok=True)
+    (root / "pipe" / "model_index.json").write_text("{}")
+    (root / "gens.toml").write_text('[generators.x]\npipeline = "./pipe"\ncount = 3\n'
+                                    'steps = [2]\ncfg = [7.5]\nsizes = ["64x64"]\n')
+    proc, attempts = _run(setup, "generate", "plan", "--prompts", "prompts.txt",
+                          "--generators", "gens.toml", "--out", "plan.csv")
+    assert proc.returncode == 0, proc.stderr
+    proc, more = _run(setup, "generate", "show", "plan.csv")
+    assert proc.returncode == 0 and "3 images, 1 generators" in proc.stdout, proc.stderr
+    assert attempts == more == []
+    proc, _ = _run(setup, "generate", "run", "plan.csv", "--out", "db")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'aigiqa[generate]'" in lines[0], lines

@@ -33,7 +33,8 @@ app.add_typer(assets_app, name="assets")
 
 
 def _mount_extensions() -> None:
-    """Commands defined next to the code they drive (serve, study, train)."""
+    """Commands defined next to the code they drive (serve, study, train, generate)."""
+    from aigiqa.generate.cli import app as generate_app
     from aigiqa.serve.cli import serve
     from aigiqa.study.cli import app as study_app
     from aigiqa.training.cli import train_command
@@ -41,6 +42,7 @@ def _mount_extensions() -> None:
     app.command("serve")(serve)
     app.command("train")(train_command)
     app.add_typer(study_app, name="study", help="Subjective studies: create, serve, export.")
+    app.add_typer(generate_app, name="generate")
 
 
 _mount_extensions()

@@ -61,3 +61,7 @@ def describe_error(exc: BaseException) -> str:
 class ComparisonError(AigiqaError):
     """A paired-comparison table that cannot be used: missing columns, an outcome outside
     {"a", "b", "tie"}, an image compared with itself, or a comparison graph that is disconnected."""
+
+
+class GenerateError(AigiqaError):
+    """A generation plan, generators file or pipeline that cannot be used, or a failed run."""

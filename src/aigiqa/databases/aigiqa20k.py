@@ -91,13 +91,15 @@ def read_release_layout(
     *,
     splits: Sequence[str] = SPLITS,
     follow_symlinks: bool = False,
+    blind_ok: bool = False,
 ) -> Database:
     """Read ``info_<split>.{csv,xlsx}`` (name, prompt[, mos]) for each split, images in
     ``<split>/`` or flat in ``root``.
 
     ``generators`` maps name prefixes to generator names; a name with an unknown prefix is a
     problem naming file and row. ``mos`` is required for the train split and read where present
-    for the others (records without it are blind). Image paths stay inside ``root``
+    for the others (records without it are blind); with ``blind_ok`` it may be empty or absent
+    in every split (a database whose images are not rated yet). Image paths stay inside ``root``
     (``aigiqa.databases.paths``). A file with a header and no rows gives an empty split, with a
     warning. All problems of all files are collected and raised as one DatabaseError.
     """
@@ -117,15 +119,17 @@ def read_release_layout(
             suffixes = "/".join(s.lstrip(".") for s in TABLE_SUFFIXES)
             problems.append(f"{root / stem}.{{{suffixes}}}: annotation file not found")
             continue
+        needs_target = split == "train" and not blind_ok
         table = read_table(
-            path, COLUMNS, required=["name", "prompt", *([target] if split == "train" else [])]
+            path, COLUMNS, required=["name", "prompt", *([target] if needs_target else [])]
         )
         if len(table) == 0:
             warnings.warn(f"{path}: no rows: the {split} split is empty", stacklevel=3)
         names = text_column(table, "name", problems)
         prompts = text_column(table, "prompt", problems)
         labelled = table.has(target)
-        mos = number_column(table, target, problems, score_range=info.score_range)
+        mos = number_column(table, target, problems, score_range=info.score_range,
+                            required=not blind_ok)
         folder = root / split if (root / split).is_dir() else root
         for i, name in enumerate(names):
             if name is None:

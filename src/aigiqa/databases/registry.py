@@ -25,6 +25,7 @@ _BUILTIN_MODULES = (
     "aigiqa.databases.demo",
     "aigiqa.databases.preference",
     "aigiqa.databases.pickapic",
+    "aigiqa.databases.generated",
 )
 _loaded = False
 

@@ -54,13 +54,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from aigiqa.devices import DTYPES, check_bf16, is_device, resolve_device
 from aigiqa.digests import file_sha256
 from aigiqa.errors import MetricError
 from aigiqa.metrics.base import Metric
@@ -72,10 +72,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Options of every torch metric (merge into a subclass's ``defaults``).
 TORCH_DEFAULTS: dict[str, Any] = {"checkpoint": "", "device": "auto", "dtype": "float32",
                                   "batch_size": 16, "gpus": 1.0}
-DTYPES = ("float32", "bfloat16", "float16")
 #: What ``pip install`` gives the packages of the torch metrics.
 EXTRA = "pip install 'aigiqa[learned]'"
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class TorchMetric(Metric):
@@ -103,7 +101,7 @@ class TorchMetric(Metric):
             raise MetricError(f"metric {self.name!r} needs {', '.join(missing)}, which "
                               f"{'is' if len(missing) == 1 else 'are'} not installed: {EXTRA}")
         device, dtype = str(self.options["device"]), str(self.options["dtype"])
-        if not _DEVICE.match(device):
+        if not is_device(device):
             raise MetricError(f"metric {self.name!r}: option device={device!r} is invalid; use "
                               "auto, cpu, cuda or cuda:N")
         if dtype not in self.dtypes:
@@ -163,20 +161,7 @@ class TorchMetric(Metric):
     @property
     def device(self) -> torch.device:
         """The device the model runs on (``auto`` resolved); MetricError if it is not there."""
-        import torch
-
-        choice = str(self.options["device"])
-        if choice == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(choice)
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise MetricError(f"metric {self.name!r}: device={choice} but no CUDA device "
-                                  "is available; use device=cpu or auto")
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                raise MetricError(f"metric {self.name!r}: device={choice} but this machine "
-                                  f"has {torch.cuda.device_count()} CUDA device(s)")
-        return device
+        return resolve_device(str(self.options["device"]), f"metric {self.name!r}", MetricError)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -223,7 +208,7 @@ class TorchMetric(Metric):
     def set_device(self, device: str) -> None:
         """Run on ``device`` from now on (``auto``, ``cpu``, ``cuda`` or ``cuda:N``): the option
         changes (it is not in :attr:`key`) and a built model moves."""
-        if not _DEVICE.match(str(device)):
+        if not is_device(str(device)):
             raise MetricError(f"metric {self.name!r}: device={device!r} is invalid; use auto, "
                               "cpu, cuda or cuda:N")
         previous, self.options["device"] = self.options["device"], str(device)
@@ -237,12 +222,7 @@ class TorchMetric(Metric):
             self.on_device(target)
 
     def _check_dtype(self, device: torch.device) -> None:
-        import torch
-
-        if device.type == "cuda" and self.dtype == torch.bfloat16 \
-                and not torch.cuda.is_bf16_supported():
-            raise MetricError(f"metric {self.name!r}: dtype=bfloat16 but {device} does not "
-                              "support it; use float16 or float32")
+        check_bf16(device, self.dtype, f"metric {self.name!r}", MetricError)
 
     @contextlib.contextmanager
     def inference(self) -> Iterator[None]:
