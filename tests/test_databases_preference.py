@@ -142,6 +142,15 @@ def test_pickapic_shards(tmp_path):
     assert db.record("u1").path == tmp_path / "images" / "u1.jpg"
     assert extract_pickapic_images(tmp_path, tmp_path / "images") == 2
     assert (tmp_path / "images" / "u2.jpg").read_bytes() == b"two"
+    assert not list((tmp_path / "images").glob(".*"))  # written through a temporary file
+
+
+def test_pickapic_extract_refuses_an_id_with_a_folder_part(tmp_path):
+    _pickapic(tmp_path, [{"image_0_uid": "u1", "image_1_uid": "../../escape", "label_0": 1.0,
+                          "label_1": 0.0, "jpg_0": b"one", "jpg_1": b"evil"}])
+    with pytest.raises(DatabaseError, match=r"row 1: image_1_uid '../../escape' is not a plain"):
+        extract_pickapic_images(tmp_path, tmp_path / "out" / "images")
+    assert not list(tmp_path.rglob("escape*"))
 
 
 @pytest.mark.parametrize("row, message", [

@@ -226,3 +226,18 @@ def test_relative_pipeline_folder_is_relative_to_the_toml(tmp_path):
     specs = read_generators_text(tmp_path, pipeline='"pipes/sd.v1"')
     assert specs[0].pipeline == str((tmp_path / "pipes" / "sd.v1").resolve())
     assert read_generators_text(tmp_path, pipeline='"org/model"')[0].pipeline == "org/model"
+
+
+@pytest.mark.parametrize("name", ["../escape.png", "/tmp/abs.png", "sub/dir.png", ".hidden.png",
+                                  "A_0001.jpg", ""])
+def test_a_plan_name_that_is_not_a_plain_png_name_is_refused(tmp_path, files, name):
+    """A plan is a file users edit: its names are joined to the output folder, so a name with a
+    folder part could write outside it."""
+    gens, prompts = files
+    path = tmp_path / "plan.csv"
+    plan = make_plan(read_prompts(prompts), read_generators(gens), seed=0).astype(str)
+    plan.loc[2, "name"] = name
+    write_plan(plan, path)
+    with pytest.raises(GenerateError) as info:
+        read_plan(path)
+    assert "row 4: name" in str(info.value) and "not a plain file name" in str(info.value)

@@ -18,6 +18,7 @@ equal, or a uid shown with two different captions, is an error naming the file a
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from aigiqa.databases.preference import PreferenceDatabase
 from aigiqa.databases.registry import register_database
 from aigiqa.databases.tables import raise_problems, reject_options
 from aigiqa.errors import DatabaseError
+from aigiqa.files import atomic_write
 
 INFO = DatabaseInfo(
     name="pick-a-pic",
@@ -45,6 +47,8 @@ INFO = DatabaseInfo(
 COLUMNS = ["caption", "image_0_uid", "image_1_uid", "label_0", "label_1", "has_label",
            "are_different"]
 OPTIONAL = ["model_0", "model_1", "user_id"]
+#: An image id as the releases write it (a UUID): it becomes a file name, so no folder part.
+_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 LABELS = {(1.0, 0.0): "a", (0.0, 1.0): "b", (0.5, 0.5): "tie"}
 
 
@@ -161,6 +165,7 @@ def extract_pickapic_images(root: str | Path, out: str | Path, *, split: str = "
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for path in shards(Path(root), split):
+        done = 0
         file = pq.ParquetFile(path)
         if not {"jpg_0", "jpg_1"} <= set(file.schema_arrow.names):
             raise DatabaseError(f"{path}: no jpg_0 / jpg_1 columns (a _no_images release)")
@@ -168,9 +173,15 @@ def extract_pickapic_images(root: str | Path, out: str | Path, *, split: str = "
                                        batch_size=256):
             data = batch.to_pydict()
             for k in (0, 1):
-                for uid, blob in zip(data[f"image_{k}_uid"], data[f"jpg_{k}"], strict=True):
+                for row, (uid, blob) in enumerate(zip(data[f"image_{k}_uid"], data[f"jpg_{k}"],
+                                                      strict=True), start=done + 1):
+                    if not _UID.match(str(uid)):
+                        raise DatabaseError(f"{path} row {row}: image_{k}_uid {uid!r} is not a "
+                                            "plain id (letters, digits, '-', '_'); not written")
                     target = out / f"{uid}.{image_ext}"
-                    if blob and "/" not in str(uid) and not target.exists():
-                        target.write_bytes(blob)
+                    if blob and not target.exists():
+                        with atomic_write(target, f"image {uid}") as handle:
+                            handle.write(blob)
                         written += 1
+            done += batch.num_rows
     return written

@@ -12,6 +12,7 @@ adding a generator leaves the others' seeds alone.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ PLAN_COLUMNS = ("name", "generator", "prompt", "category", "seed", "steps", "cfg
                 "variant", "kwargs", "external")
 SPLITS = ("train", "val", "test")
 _INT = ("seed", "steps", "width", "height")
+#: An image name: a plain PNG file name (it is joined to the output folder, so no folder part).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$")
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
@@ -126,6 +129,9 @@ def read_plan(path: str | Path) -> pd.DataFrame:
     plan["external"] = plan["external"].str.lower().isin(("true", "1", "yes"))
     for i, row in plan.iterrows():
         where = f"{path} row {int(i) + 2}"
+        if not _NAME.match(str(row["name"])):
+            problems.append(f"{where}: name {row['name']!r} is not a plain file name ending in "
+                            ".png (letters, digits, '.', '-', '_'; no folder)")
         if row["width"] <= 0 or row["height"] <= 0 or row["width"] % 8 or row["height"] % 8:
             problems.append(f"{where}: size {row['width']}x{row['height']} is not a multiple "
                             "of 8")
