@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import aigiqa
 from aigiqa.cli import app
 from aigiqa.databases.base import Database, Record
-from aigiqa.errors import SplitError
+from aigiqa.errors import AigiqaError, SplitError
 from aigiqa.protocols import logo_sweep, normalise_prompt
 from aigiqa.splits import resolve_split, training_records
 
@@ -179,3 +179,13 @@ def test_cli_shows_the_logo_sweep(tmp_path):
             == len(db.labelled()))
     for generator in db.generators:
         assert generator in result.output
+
+
+def test_cli_refuses_a_split_csv_it_cannot_write_before_reading(tmp_path):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    result = CliRunner().invoke(app, ["splits", "demo", str(tmp_path / "no-database"),
+                                      "--split", "logo", "--out", str(folder)])
+    message = str(result.exception)  # aigiqa's main() prints an AigiqaError as one line
+    assert isinstance(result.exception, AigiqaError), result.output
+    assert "the split CSV must be a file" in message and "--out" in message

@@ -304,9 +304,12 @@ def splits(
     ``--split logo`` shows every leave-one-generator-out split."""
     import pandas as pd
 
+    from aigiqa.files import check_file, write_text
     from aigiqa.protocols import logo_sweep
     from aigiqa.splits import resolve_split
 
+    if out is not None:
+        check_file(out, "the split CSV", "--out")  # before reading the database, not after
     db = databases_cli.load(name, root, option, follow_symlinks)
     if split.strip().lower() == "logo":
         sweep = logo_sweep(db)
@@ -324,7 +327,7 @@ def splits(
         rows = [(n, part) for part, names in parts.items() for n in names]
         columns = ["name", "split"]
     if out is not None:
-        pd.DataFrame(rows, columns=columns).to_csv(out, index=False)
+        write_text(out, pd.DataFrame(rows, columns=columns).to_csv(index=False), "the split CSV")
         typer.echo(f"{len(rows)} rows → {out}")
 
 
