@@ -1,5 +1,6 @@
 """Time the preference tools: reading the ImageReward test file, pairwise accuracy with 1,000
-bootstrap resamples under each rule, and scale_pairs on simulated comparisons (seeded).
+bootstrap resamples under each rule, the evaluation and files of `aigiqa bench` on it (random
+scores, no images needed), and scale_pairs on simulated comparisons (seeded).
 
     AIGIQA_SHARED=../shared .venv/bin/python benchmarks/preference.py [--items 2000]
         [--comparisons 50000]
@@ -38,6 +39,7 @@ def main() -> None:
         res = pairwise_accuracy(db, scores, rule=rule, bootstrap=1000)
         print(f"{rule:<11} random score {res.accuracy:.4f} [{res.ci[0]:.4f}, {res.ci[1]:.4f}]:"
               f" {time.perf_counter() - start:.2f} s")
+    bench_evaluation(db, rng)
     n, m = args.items, args.comparisons
     true = rng.normal(size=n)
     i = rng.integers(0, n, m)
@@ -54,6 +56,29 @@ def main() -> None:
         srcc = stats.spearmanr(res.set_index("item")["score"].reindex(names), true)[0]
         print(f"scale_pairs {model}/{ties}, {n} items x {m} comparisons: {took:.1f} s "
               f"(SRCC vs truth {srcc:.3f}, max gradient {res.attrs['max_gradient']:.1e})")
+
+
+def bench_evaluation(db, rng: np.random.Generator, n_metrics: int = 3) -> None:
+    """What `aigiqa bench` adds after scoring: the evaluation and the files (random scores)."""
+    import tempfile
+
+    from aigiqa.benchmark.evaluations import choose_evaluation
+
+    frame = db.to_frame()
+    metrics = [{"spec": f"random{k}"} for k in range(n_metrics)]
+    for m in metrics:
+        frame[m["spec"]] = rng.random(len(frame))
+    evaluation = choose_evaluation(db, bootstrap=1000)
+    start = time.perf_counter()
+    results, groups = evaluation.evaluate(frame, metrics)
+    took = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        evaluation.write(Path(out), frame, results, groups,
+                         {"database": db.name, "metrics": metrics, **evaluation.meta})
+        wrote = time.perf_counter() - start
+    print(f"bench evaluation, {n_metrics} metrics x 1,000 group bootstraps: {took:.2f} s; "
+          f"results + groups.csv + report: {wrote:.2f} s")
 
 
 if __name__ == "__main__":

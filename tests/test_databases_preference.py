@@ -21,7 +21,7 @@ def test_imagereward_real_test_file(shared):
     root = shared / "reference" / "imagereward"
     items = json.loads((root / "test.json").read_text())
     db = load_database("imagereward-test", root, check_images=False)
-    assert isinstance(db, PreferenceDatabase)
+    assert isinstance(db, PreferenceDatabase) and db.accuracy_rule == "imagereward"
     assert len(db.groups) == 466 and len(db) == 2720
     comp = db.comparisons()
     assert list(comp.columns)[:5] == ["group", "a", "b", "outcome", "annotator"]
@@ -55,6 +55,7 @@ def test_hpdv2_rank_and_raw_annotations(tmp_path):
          "raw_annotations": [[0, 1]], "user_hash": ["u3"]},
     ])
     db = load_database("hpdv2", tmp_path, check_images=False)
+    assert db.accuracy_rule == "hpsv2"
     comp = db.comparisons()
     assert db.groups == ["1", "2"] and len(db) == 5
     assert comp[["a", "b", "outcome"]].values.tolist() == [
@@ -139,6 +140,7 @@ def test_pickapic_shards(tmp_path):
         ["a cat", "u1", "u2", "a", "7"], ["a cat", "u2", "u3", "tie", "8"],
         ["a cat", "u3", "u1", "b", "7"], ["a dog", "u7", "u8", "a", "7"]]
     assert db.record("u1").generator == "sdxl" and db.record("u2").generator == "sd15"
+    assert db.accuracy_rule == db.subset(["u1", "u2"]).accuracy_rule == "pickscore"
     assert db.record("u1").path == tmp_path / "images" / "u1.jpg"
     assert extract_pickapic_images(tmp_path, tmp_path / "images") == 2
     assert (tmp_path / "images" / "u2.jpg").read_bytes() == b"two"

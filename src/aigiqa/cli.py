@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -66,29 +65,6 @@ AddressOpt = Annotated[
 ]
 
 
-def _fmt(value: float, digits: int = 4) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else (
-        f"{value:.{digits}f}"
-    )
-
-
-def _print_summary(results) -> None:
-    """Print the overall rows of a results table (one line per metric)."""
-    overall = results[results["group"] == "all"]
-    w = max([28, *(len(str(m)) + 2 for m in overall["metric"])])
-    head = f"{'metric':<{w}}{'n':>7}{'SRCC':>9}{'PLCC':>9}{'KRCC':>9}{'main':>9}  SRCC 95% CI"
-    typer.echo(head)
-    typer.echo("-" * len(head) + "-" * 8)
-    for _, row in overall.iterrows():
-        ci = ""
-        if "srcc_ci_low" in row and not math.isnan(row.get("srcc_ci_low", math.nan)):
-            ci = f"[{row['srcc_ci_low']:.3f}, {row['srcc_ci_high']:.3f}]"
-        typer.echo(
-            f"{row['metric']:<{w}}{int(row['n']):>7}{_fmt(row['srcc']):>9}{_fmt(row['plcc']):>9}"
-            f"{_fmt(row['krcc']):>9}{_fmt(row['main']):>9}  {ci}"
-        )
-
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder to write the demo database into")],
@@ -128,8 +104,17 @@ def bench(
     ] = None,
     option: DbOptionOpt = None,
     follow_symlinks: FollowOpt = False,
+    accuracy_rule: Annotated[str | None, typer.Option(
+        help="Pairwise-accuracy rule imagereward | hpsv2 | pickscore (default: a preference "
+        "database's own; imagereward with --mos-pairs-gap)")] = None,
+    mos_pairs_gap: Annotated[float | None, typer.Option(
+        min=0, help="MOS database: pairwise accuracy on the pairs of each prompt whose MOS "
+        "differ by at least this much, instead of SRCC")] = None,
+    mos_pairs_by: Annotated[str, typer.Option(
+        help="--mos-pairs-gap: pairs within each prompt | generator | split, or all")] = "prompt",
 ) -> None:
-    """Score every image of a database with every metric, evaluate, write results and report."""
+    """Score every image of a database with every metric, evaluate (SRCC…; pairwise accuracy on
+    a preference database), write results and report."""
     from aigiqa.benchmark.runner import run_benchmark
     from aigiqa.metrics.registry import metrics_from_list
 
@@ -142,11 +127,13 @@ def bench(
     result = run_benchmark(
         db, chosen, store=store, out=out, workers=workers, progress=progress,
         bootstrap=bootstrap, seed=seed, retry_failed=retry_failed, batch_size=batch_size,
-        backend=backend, address=address,
+        backend=backend, address=address, accuracy_rule=accuracy_rule,
+        pairs_min_gap=mos_pairs_gap, pairs_by=mos_pairs_by,
     )
     typer.echo(f"{db.name}: {len(db)} images, {len(db.labelled())} labelled; "
                f"scores computed {result.meta['computed']}, cached {result.meta['cached']}")
-    _print_summary(result.results)
+    for line in result.evaluation.summary_lines(result.results):
+        typer.echo(line)
     if result.failures:
         typer.echo(f"{len(result.failures)} image/metric failures (see report)", err=True)
     for kind, path in result.outputs.items():

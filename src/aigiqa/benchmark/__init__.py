@@ -1,7 +1,9 @@
 """The benchmark: score a database with metrics (cached), evaluate, write results and a report.
 
-``runner`` plans, scores and caches (``score_images``, ``run_benchmark``); ``results`` evaluates
-per split, generator and hyper-parameter; ``report`` writes results.csv/json and report.html.
+``runner`` plans, scores and caches (``score_images``, ``run_benchmark``); ``evaluations``
+chooses what a database is evaluated by: ``results`` (SRCC… per split, generator and
+hyper-parameter) or ``preference_run`` (pairwise accuracy on a preference database); ``report``
+writes results.csv/json and report.html (``preference_report`` the page of a preference bench).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from aigiqa.benchmark import plots
+from aigiqa.benchmark.evaluations import PAIRWISE
 from aigiqa.errors import AigiqaError
 from aigiqa.files import atomic_write, check_file, check_folder, reason, write_text
 
@@ -36,16 +37,15 @@ class ReportError(AigiqaError):
 
 
 # Writing ------------------------------------------------------------------------------------------
-def write_outputs(
-    out: Path, frame: pd.DataFrame, results: pd.DataFrame, meta: dict
-) -> dict[str, Path]:
+def write_outputs(out: Path, frame: pd.DataFrame, results: pd.DataFrame, meta: dict
+                  ) -> dict[str, Path]:
     """Write scores.csv, results.csv, results.json and report.html into ``out`` (created).
 
     ``frame``: one row per image (``Database.to_frame()`` plus one score column per metric spec).
-    ``results``: the table of :func:`aigiqa.benchmark.results.summarize`. ``meta``: run metadata
-    (database, root, target, score_range, metrics, failures, computed, cached, created,
-    aigiqa_version). Returns the paths under keys ``scores``, ``results_csv``, ``results_json``
-    and ``report``.
+    ``results``: the evaluation's table (:func:`aigiqa.benchmark.results.summarize`, or a
+    preference bench's). ``meta``: run metadata (database, root, target, score_range, metrics,
+    failures, computed, cached, created, aigiqa_version, evaluation). Returns the paths under
+    keys ``scores``, ``results_csv``, ``results_json`` and ``report``.
     """
     check_output_folder(out)
     out = Path(out)
@@ -109,6 +109,9 @@ def build_report(out: Path) -> Path:
     """Rebuild ``out/report.html`` from ``out/results.json`` and ``out/scores.csv``; its path."""
     out = Path(out)
     meta, results = read_results(out)
+    if meta.get("evaluation") == PAIRWISE:  # a preference bench: its own page
+        from aigiqa.benchmark.preference_report import build_preference_report
+        return build_preference_report(out, meta, results)
     scores_path = out / SCORES
     if not scores_path.is_file():
         raise ReportError(f"{scores_path}: missing; the report needs the per-image scores "
@@ -118,9 +121,8 @@ def build_report(out: Path) -> Path:
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ReportError(f"{scores_path}: not a readable scores file ({exc})") from None
     path = out / REPORT
-    page = render_html(meta, results, scores)
     try:
-        write_text(path, page, f"the results file {REPORT}")
+        write_text(path, render_html(meta, results, scores), f"the results file {REPORT}")
     except AigiqaError as exc:
         raise ReportError(str(exc)) from exc
     return path
@@ -140,9 +142,7 @@ def _jsonable(obj: Any) -> Any:
         return obj
     if isinstance(obj, dt.datetime | dt.date):
         return obj.isoformat()
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    return str(obj)
+    return None if obj is pd.NA or obj is pd.NaT else str(obj)
 
 
 # Rendering ----------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 ``score_images`` scores any list of image files with metrics, reusing every score already in the
 store and committing new ones batch by batch (a killed run loses at most the batches in flight).
-``run_benchmark`` does it for a Database and hands the frame to ``results.summarize`` and
-``report.write_outputs``.
+``run_benchmark`` does it for a Database and hands the frame to the database's evaluation
+(``evaluations``: correlations with MOS, or pairwise accuracy on a preference database).
 
 Guarantee after a crash (even SIGKILL) and a re-run: every (metric, image) is scored in the end,
 the store holds exactly one row per (metric key, input), and no score that was committed before
@@ -58,14 +58,17 @@ class ScoreTable:
 @dataclass
 class BenchmarkResult:
     """What ``run_benchmark`` returns: the per-image frame (database columns + one column per
-    metric spec), the summary from ``results.summarize``, the failures, the run's metadata and
-    the files written (name → path; empty without ``out``)."""
+    metric spec), the results table, the failures, the run's metadata, the files written (name
+    → path; empty without ``out``), the per-group breakdown of a preference bench (else None)
+    and the evaluation that made them (``evaluations``: its ``summary_lines``)."""
 
     frame: pd.DataFrame
     results: Any
     failures: list[dict]
     meta: dict[str, Any]
     outputs: dict[str, Path] = field(default_factory=dict)
+    breakdown: pd.DataFrame | None = None
+    evaluation: Any = None
 
 
 # Metrics and prompts ------------------------------------------------------------------------------
@@ -329,49 +332,48 @@ def run_benchmark(
     retry_failed: bool = False,
     backend: str | Backend = "local",
     address: str | None = None,
+    accuracy_rule: str | None = None,
+    pairs_min_gap: float | None = None,
+    pairs_by: str = "prompt",
 ) -> BenchmarkResult:
     """Score every image of a Database with every metric (cached), evaluate, and write outputs.
 
     ``frame``: ``database.to_frame()`` plus one column per metric spec (NaN where scoring
-    failed). Evaluation per split, generator and hyper-parameter is ``results.summarize``;
-    with ``out`` the files (results.csv, results.json, report.html) are written there.
+    failed). The evaluation is ``evaluations.choose_evaluation``'s: on a MOS database
+    ``results.summarize`` per split, generator and hyper-parameter; on a preference database
+    (or with ``pairs_min_gap``, on the pairs a MOS implies within each ``pairs_by``: prompt,
+    generator, split or all) pairwise accuracy under
+    ``accuracy_rule`` (default: the database's own), with the per-group ``breakdown``. With
+    ``out`` the files (scores.csv, results.csv, results.json, report.html[, groups.csv]) are
+    written there.
     """
     from aigiqa import __version__
-    from aigiqa.benchmark.report import check_output_folder, write_outputs
-    from aigiqa.benchmark.results import summarize
+    from aigiqa.benchmark.evaluations import choose_evaluation
 
+    evaluation = choose_evaluation(database, accuracy_rule=accuracy_rule,
+                                   pairs_min_gap=pairs_min_gap, pairs_by=pairs_by,
+                                   bootstrap=bootstrap, seed=seed)
     if out is not None:
-        check_output_folder(out)  # before any scoring: a bad --out must not waste the run
+        evaluation.check_output(out)  # before any scoring: a bad --out must not waste the run
     metric_list = resolve_metrics(metrics)
     frame = database.to_frame()
     clash = [m.spec for m in metric_list if m.spec in frame.columns]
     if clash:
         raise MetricError(f"metric spec(s) {', '.join(clash)} clash with database columns")
     table = score_images(
-        [rec.path for rec in database],
-        metric_list,
-        prompts=[rec.prompt for rec in database],
-        names=[rec.name for rec in database],
-        store=store,
-        workers=workers,
-        batch_size=batch_size,
-        progress=progress,
-        retry_failed=retry_failed,
-        backend=backend,
+        [rec.path for rec in database], metric_list, prompts=[rec.prompt for rec in database],
+        names=[rec.name for rec in database], store=store, workers=workers,
+        batch_size=batch_size, progress=progress, retry_failed=retry_failed, backend=backend,
         address=address,
     )
     for column in table.scores.columns:
         frame[column] = table.scores[column].to_numpy()
     meta_metrics = [metric_metadata(m) for m in metric_list]
-    target = database.info.main_target
-    results = summarize(
-        frame, meta_metrics, target=target, hyper=database.hyper_names,
-        bootstrap=bootstrap, seed=seed,
-    )
+    results, breakdown = evaluation.evaluate(frame, meta_metrics)
     meta: dict[str, Any] = {
         "database": database.name,
         "root": str(database.root),
-        "target": target,
+        "target": database.info.main_target,
         "score_range": [float(x) for x in database.info.score_range],
         "metrics": meta_metrics,
         "failures": table.failures,
@@ -379,15 +381,16 @@ def run_benchmark(
         "cached": table.cached,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "aigiqa_version": __version__,
+        **evaluation.meta,
     }
     outputs: dict[str, Path] = {}
     if out is not None:
         try:
-            written = write_outputs(Path(out), frame, results, meta)
+            written = evaluation.write(Path(out), frame, results, breakdown, meta)
         except AigiqaError as exc:
             if store is None:  # in memory: nothing is kept
                 raise
             raise AigiqaError(f"{exc}; the scores are kept in the store: run again with a "
                               "writable --out to write the results without scoring again") from exc
         outputs = {str(k): Path(v) for k, v in (written or {}).items()}
-    return BenchmarkResult(frame, results, table.failures, meta, outputs)
+    return BenchmarkResult(frame, results, table.failures, meta, outputs, breakdown, evaluation)

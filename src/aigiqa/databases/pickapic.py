@@ -152,7 +152,8 @@ def read_pickapic(root: Path, *, split: str = "test", image_dir: str = "images",
                       "(are_different false) left out", stacklevel=2)
     if not rows:
         raise DatabaseError(f"{root}: pick-a-pic {split}: no labelled pair of different images")
-    return PreferenceDatabase(INFO, list(records.values()), root, comparisons_frame(rows))
+    return PreferenceDatabase(INFO, list(records.values()), root, comparisons_frame(rows),
+                              accuracy_rule="pickscore")
 
 
 def extract_pickapic_images(root: str | Path, out: str | Path, *, split: str = "test",

@@ -3,6 +3,8 @@
 A :class:`PreferenceDatabase` is a :class:`~aigiqa.databases.base.Database` (records: the
 images, blind: no MOS) plus :meth:`~PreferenceDatabase.comparisons`, the judgements as a
 comparisons table (:mod:`aigiqa.comparisons`). Each record's ``hyper["group"]`` is its group.
+``accuracy_rule`` names the pairwise-accuracy rule of the database's own benchmark (the one
+``aigiqa bench`` uses unless told otherwise): ``imagereward``, ``hpsv2`` or ``pickscore``.
 
 Readers here take the JSON ranking releases:
 
@@ -40,9 +42,11 @@ class PreferenceDatabase(Database):
     """A Database whose ground truth is paired comparisons within groups (see module doc)."""
 
     def __init__(self, info: DatabaseInfo, records: Sequence[Record], root: str | Path,
-                 comparisons: pd.DataFrame) -> None:
+                 comparisons: pd.DataFrame, *, accuracy_rule: str = "imagereward") -> None:
         super().__init__(info, records, root)
         self._comparisons = check_comparisons(comparisons, info.name, known=set(self._index))
+        #: The rule of :func:`~aigiqa.evaluation.pairwise_accuracy` its own benchmark uses.
+        self.accuracy_rule = accuracy_rule
 
     def comparisons(self) -> pd.DataFrame:
         """The judgements: columns group, a, b, outcome ("a" | "b" | "tie"), annotator, source."""
@@ -59,7 +63,8 @@ class PreferenceDatabase(Database):
         keep = set(base._index)
         comp = self._comparisons
         comp = comp[comp["a"].isin(keep) & comp["b"].isin(keep)]
-        return PreferenceDatabase(self.info, base.records, self.root, comp)
+        return PreferenceDatabase(self.info, base.records, self.root, comp,
+                                  accuracy_rule=self.accuracy_rule)
 
     def __repr__(self) -> str:
         return (f"PreferenceDatabase({self.info.name!r}, {len(self)} images, "
@@ -112,7 +117,7 @@ def _group_images(item: dict, where: str, names_key: str, ranks_key: str,
 
 def _read_ranked(root: Path, file: str, name: str, info: DatabaseInfo, folders: Sequence[str],
                  names_key: str, ranks_key: str, id_key: str | None, follow_symlinks: bool,
-                 raw: bool = False) -> PreferenceDatabase:
+                 rule: str, raw: bool = False) -> PreferenceDatabase:
     path = root / file
     items = _json_list(path)
     images = pick_folder(root, folders)
@@ -159,7 +164,7 @@ def _read_ranked(root: Path, file: str, name: str, info: DatabaseInfo, folders: 
                 rows += ranking_pairs(group, names, got[1], annotator=who,
                                       source=f"{where} raw_annotations[{u}]")
     raise_problems(problems, f"{name} at {root}")
-    return PreferenceDatabase(info, records, root, comparisons_frame(rows))
+    return PreferenceDatabase(info, records, root, comparisons_frame(rows), accuracy_rule=rule)
 
 
 IMAGEREWARD = DatabaseInfo(
@@ -191,7 +196,7 @@ def read_imagereward_test(root: Path, *, file: str = "test.json", follow_symlink
     """ImageReward's test set: groups of images ranked within each prompt (ties allowed)."""
     reject_options("imagereward-test", options)
     return _read_ranked(Path(root), file, "imagereward-test", IMAGEREWARD, ("images", ""),
-                        "generations", "ranking", "id", follow_symlinks)
+                        "generations", "ranking", "id", follow_symlinks, "imagereward")
 
 
 @register_database("hpdv2")
@@ -202,4 +207,4 @@ def read_hpdv2(root: Path, *, file: str = "test.json", annotations: str = "rank"
     if annotations not in ("rank", "raw"):
         raise DatabaseError(f"hpdv2: annotations={annotations!r}; choose 'rank' or 'raw'")
     return _read_ranked(Path(root), file, "hpdv2", HPDV2, ("test", ""), "image_path", "rank",
-                        None, follow_symlinks, raw=annotations == "raw")
+                        None, follow_symlinks, "hpsv2", raw=annotations == "raw")
