@@ -15,7 +15,8 @@ from aigiqa.store.study_models import StudyBase
 
 SCORE_TABLES = {"metrics", "scores", "file_hashes"}
 STUDY_TABLES = {"study_databases", "prompts", "generators", "images", "hyper_parameters",
-                "studies", "subjects", "study_sessions", "trials", "ratings", "study_mos"}
+                "studies", "subjects", "study_sessions", "trials", "ratings", "study_mos",
+                "pair_studies", "pair_trials", "pair_choices"}
 
 
 class _Constant(Metric):

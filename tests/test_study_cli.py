@@ -7,6 +7,7 @@ import os
 import stat
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from aigiqa.demo import build_demo
@@ -124,3 +125,20 @@ def test_mle_export_shows_the_degenerate_fit(tmp_path):
     assert report["warnings"] == [lines[0].removeprefix("warning: ")]
     assert report["mle"]["degenerate_subjects"]
     assert "RuntimeWarning" not in result.output  # one clean line, not a Python warning too
+
+
+@pytest.mark.parametrize("mode, extra", [
+    ("pairs", ["--scale-hi", "10"]),
+    ("pairs", ["--ratings-per-image", "2"]),
+    ("ratings", ["--allow-ties"]),
+    ("ratings", ["--judgements-per-pair", "2"]),
+    ("ratings", ["--pair-group", "all"]),
+])
+def test_an_option_of_the_other_mode_is_refused_not_ignored(tmp_path, mode, extra):
+    store = tmp_path / "study.db"
+    result = CliRunner().invoke(app, [
+        "create", "--database", "demo", "--root", str(tmp_path / "nowhere"),
+        "--subjects", "2", "--db", str(store), "--mode", mode, *extra])
+    assert result.exit_code != 0
+    assert f"not --mode {mode}" in result.output
+    assert extra[0].split("/")[0] in result.output and not store.exists()

@@ -8,6 +8,8 @@ PostgreSQL. Rules the web app relies on:
 - a rating is unique per trial and per (subject, submission id): a replay (same submission id or
   same trial) inserts nothing and returns the stored rating, so the answer equals the first one;
 - :meth:`StudyStore.submit_rating` returns only after its transaction has committed;
+- the trials of a paired-comparison study (``StudyInfo.mode == "pairs"``) take choices through
+  :class:`aigiqa.store.study_pairs.PairStore`, never ratings;
 - on SQLite, writers queue (``BEGIN IMMEDIATE`` after a ``flock`` of ``<file>.writelock``, see
   :mod:`aigiqa.store.sqlite_writes`) instead of failing on a stale read snapshot.
 
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, literal, or_, select, update
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from aigiqa.store import study_admin, study_setup
 from aigiqa.store.engine import make_engine
@@ -61,6 +63,7 @@ from aigiqa.store.study_domain import (
     new_token,
 )
 from aigiqa.store.study_models import (
+    PairStudy,
     Prompt,
     Rating,
     StudyBase,
@@ -71,6 +74,7 @@ from aigiqa.store.study_models import (
     Trial,
 )
 from aigiqa.store.study_models import Study as StudyRow
+from aigiqa.store.study_writes import insert_current, touch_session
 
 __all__ = ["PLAN_CACHE_SIZE", "POOL_OVERFLOW", "POOL_SIZE", "SUBJECT_CACHE_SIZE", "TRIAL_KINDS",
            "SUBMISSION_ID_MAX_LENGTH", "SUBMISSION_ID_PATTERN",
@@ -166,14 +170,15 @@ class StudyStore:
         cached = self._studies.get(study_id)
         if cached is not None:
             return cached
-        s = conn.execute(select(StudyRow.__table__, StudyDatabase.root.label("root")).join(
-            StudyDatabase, StudyDatabase.id == StudyRow.database_id).where(
-            StudyRow.id == study_id)).one()
-        root = s.root
+        s = conn.execute(select(StudyRow.__table__, StudyDatabase.root.label("root"),
+                                PairStudy.allow_ties).join(
+            StudyDatabase, StudyDatabase.id == StudyRow.database_id).outerjoin(
+            PairStudy, PairStudy.study_id == StudyRow.id).where(StudyRow.id == study_id)).one()
         info = StudyInfo(id=s.id, name=s.name, scale_lo=s.scale_lo, scale_hi=s.scale_hi,
                          scale_step=s.scale_step, labels=tuple(json.loads(s.labels)),
-                         design=s.design, session_size=s.session_size, database_root=root,
-                         csrf_key=s.csrf_key)
+                         design=s.design, session_size=s.session_size, database_root=s.root,
+                         csrf_key=s.csrf_key, mode="ratings" if s.allow_ties is None else
+                         "pairs", allow_ties=bool(s.allow_ties))
         self._studies[study_id] = info
         return info
 
@@ -291,7 +296,9 @@ class StudyStore:
     def submit_and_state(self, subject: SubjectRef, trial_id: int, value: Any,
                          submission_id: str) -> tuple[StoredRating, bool, SubjectState]:
         """:meth:`submit_rating`, plus the subject's state read in the same transaction
-        (returned only after COMMIT)."""
+        (returned only after COMMIT). A subject of a pairs study has no rating trial."""
+        if subject.study.mode != "ratings":
+            raise TrialNotFound("this is a paired-comparison study: its trials take choices")
         v = check_rating_value(subject.study, value)
         check_submission_id(submission_id)
         with self._write() as conn:
@@ -303,13 +310,13 @@ class StudyStore:
             now = datetime.now(UTC)
             # One statement: insert only if the trial is the current one (position = count of
             # the subject's ratings) and nothing unique is taken.
-            inserted = _insert_current(conn, {
+            inserted = insert_current(conn, Rating, {
                 "trial_id": trial_id, "subject_id": subject.id,
                 "image_id": plan.image_ids[position], "value": v, "kind": trial.kind,
                 "session": trial.session, "submission_id": submission_id, "created_at": now},
                 current=self._done_query(subject.id) == position)
             if inserted is not None:
-                self._touch_session(conn, subject.id, trial.session, trial.position, now)
+                touch_session(conn, subject.id, plan.bounds, trial.session, trial.position, now)
                 result, replayed, done = self._stored(inserted), False, position + 1
             else:
                 # Not the current trial, or the insert hit a unique constraint (a replay, a
@@ -337,20 +344,6 @@ class StudyStore:
             return self._stored(rated)
         raise TrialConflict(f"trial {trial.id} is not the current trial (position "
                             f"{trial.position}, current {done})")
-
-    def _touch_session(self, conn: Connection, subject_id: int, number: int, position: int,
-                       now: datetime) -> None:
-        """Mark the session started (its first trial) or finished (its last); else nothing."""
-        first, last = self._plan(conn, subject_id).bounds.get(number, (None, None))
-        if position not in (first, last):
-            return
-        where = (StudySession.subject_id == subject_id, StudySession.number == number)
-        values = {}
-        if position == first:
-            values["started_at"] = func.coalesce(StudySession.started_at, now)
-        if position == last:
-            values["finished_at"] = now
-        conn.execute(update(StudySession).where(*where).values(**values))
 
     @staticmethod
     def _stored(r) -> StoredRating:
@@ -380,19 +373,3 @@ class StudyStore:
         with self.engine.connect() as conn:
             return study_admin.count_ratings(conn, study_id)
 
-
-def _insert_current(conn: Connection, row: dict, current):
-    """INSERT INTO ratings … SELECT <row> WHERE <current> ON CONFLICT DO NOTHING (any unique
-    constraint), on SQLite and PostgreSQL; the inserted row (all columns), or None if nothing
-    was inserted."""
-    name = conn.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        raise StudyError(f"the study store supports SQLite and PostgreSQL, not {name}")
-    columns = list(row)
-    values = select(*(literal(row[c], type_=_RATING.c[c].type) for c in columns)).where(current)
-    stmt = dialect_insert(Rating).from_select(columns, values).on_conflict_do_nothing()
-    return conn.execute(stmt.returning(*_RATING.c)).first()

@@ -22,17 +22,18 @@ PROGRESS_COLUMNS = ["subject", "done", "total", "sessions", "sessions_done", "la
 RATING_COLUMNS = ["subject", "image", "score", "session", "kind", "time"]
 
 
-def progress(conn: Connection, study_id: int) -> pd.DataFrame:
-    """One row per subject: subject, done, total, sessions, sessions_done, last (time)."""
+def progress(conn: Connection, study_id: int, answers=Rating) -> pd.DataFrame:
+    """One row per subject: subject, done, total, sessions, sessions_done, last (time);
+    ``answers``: the table of the study's answers (ratings, or pair choices)."""
     subjects = conn.execute(select(Subject.id, Subject.label).where(
         Subject.study_id == study_id).order_by(Subject.label)).all()
     totals = dict(conn.execute(select(Trial.subject_id, func.count()).join(
         Subject, Subject.id == Trial.subject_id).where(Subject.study_id == study_id)
         .group_by(Trial.subject_id)).all())
     done = {sid: (n, last) for sid, n, last in conn.execute(
-        select(Rating.subject_id, func.count(), func.max(Rating.created_at)).join(
-            Subject, Subject.id == Rating.subject_id).where(
-            Subject.study_id == study_id).group_by(Rating.subject_id))}
+        select(answers.subject_id, func.count(), func.max(answers.created_at)).join(
+            Subject, Subject.id == answers.subject_id).where(
+            Subject.study_id == study_id).group_by(answers.subject_id))}
     sessions = {sid: (n, fin) for sid, n, fin in conn.execute(
         select(StudySession.subject_id, func.count(), func.count(
             StudySession.finished_at)).join(Subject, Subject.id == StudySession.subject_id)

@@ -7,7 +7,10 @@ check is written here once:
   is kept (:func:`hash_token`);
 - a submission id (the client's id of one rating post, which makes replays idempotent) is 1 to
   :data:`SUBMISSION_ID_MAX_LENGTH` characters matching :data:`SUBMISSION_ID_PATTERN`;
-- a score is a finite number on the study's scale and its step grid (:func:`check_rating_value`).
+- a score is a finite number on the study's scale and its step grid (:func:`check_rating_value`);
+- a choice of a pair trial is ``left``, ``right`` or, where the study allows ties, ``tie``
+  (:func:`check_choice`); a response time is a whole number of milliseconds in
+  [0, :data:`RESPONSE_MS_MAX`] or absent.
 
 The dataclasses are what the store hands out: immutable, so caches never go stale.
 """
@@ -25,6 +28,12 @@ from typing import Any
 from aigiqa.errors import AigiqaError
 
 TRIAL_KINDS = ("training", "rating", "repeat")
+#: Study modes: absolute ratings (one image a trial) or paired comparisons (two images).
+MODES = ("ratings", "pairs")
+#: Answers of a pair trial.
+CHOICES = ("left", "right", "tie")
+#: Longest response time kept (one day, in ms); a page left open longer sends none.
+RESPONSE_MS_MAX = 86_400_000
 #: A token as links carry it (``secrets.token_urlsafe(32)`` gives 43 of these characters).
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
 #: Characters of a client submission id (the web app's request schema uses the same pattern).
@@ -47,6 +56,10 @@ class TrialConflict(StudyError):
 
 class RatingValueError(StudyError):
     """A score outside the study's scale, off its step grid, or not a finite number."""
+
+
+class ChoiceValueError(RatingValueError):
+    """A pair trial's choice outside left/right (/tie where allowed), or a bad response time."""
 
 
 def hash_token(token: str) -> str:
@@ -90,6 +103,28 @@ def check_rating_value(study: StudyInfo, value: Any) -> float:
     return v
 
 
+def check_choice(study: StudyInfo, choice: Any) -> str:
+    """``choice`` if it is ``left`` or ``right``, or ``tie`` in a study that allows ties;
+    ChoiceValueError otherwise."""
+    allowed = CHOICES if study.allow_ties else CHOICES[:2]
+    if choice == "tie" and not study.allow_ties:
+        raise ChoiceValueError("this study does not allow ties: choose left or right")
+    if not isinstance(choice, str) or choice not in allowed:
+        raise ChoiceValueError(f"choice {choice!r} is not one of {list(allowed)}")
+    return choice
+
+
+def check_response_ms(value: Any) -> int | None:
+    """A response time in whole ms in [0, RESPONSE_MS_MAX], or None; ChoiceValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 <= value <= RESPONSE_MS_MAX:
+        raise ChoiceValueError(f"response_ms {value!r} must be a whole number of ms in "
+                               f"[0, {RESPONSE_MS_MAX}] or absent")
+    return value
+
+
 def iso_utc(value: datetime | None) -> str:
     """ISO 8601 in UTC with milliseconds and a ``Z`` (a naive time is taken as UTC); "" for
     None."""
@@ -114,6 +149,8 @@ class StudyInfo:
     session_size: int
     database_root: str
     csrf_key: str
+    mode: str = "ratings"  # MODES
+    allow_ties: bool = False  # pairs mode: whether "tie" is an answer
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,15 @@
-"""Tables of the subjective study: images and their metadata, studies, subjects, trials, ratings.
+"""Tables of the subjective study: images and their metadata, studies, subjects, trials, ratings,
+and the paired-comparison mode's additions (``pair_studies``, ``pair_trials``, ``pair_choices``).
 
 Normalised just enough: a database's images reference shared ``prompts`` and ``generators`` rows;
 hyper-parameters are (image, name, value) rows. A study plans ``trials`` (subject, image,
 position, kind, session); a subject's ``ratings`` are unique per trial and per client submission
 id, which makes replays idempotent. Tokens are never stored, only their sha256.
+
+A paired-comparison study is a ``studies`` row with a ``pair_studies`` row (its settings); each of
+its trials has a ``pair_trials`` row naming the right-hand image (the left one is
+``trials.image_id``), and its answers are ``pair_choices`` (unique per trial and per client
+submission id, as ratings). New tables only: a store made before them opens unchanged.
 
 No table here is shared with the score store (``score_models``): each store creates only its own.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Double,
     ForeignKey,
@@ -198,3 +205,52 @@ class StudyMos(StudyBase):
     ci95: Mapped[float | None] = mapped_column(Double, nullable=True)
     n: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PairStudy(StudyBase):
+    """A paired-comparison study's settings (a row here: the study's trials are pairs)."""
+
+    __tablename__ = "pair_studies"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    allow_ties: Mapped[bool] = mapped_column(Boolean)
+    group_by: Mapped[str] = mapped_column(String(20))  # plan_pairs.GROUP_BY
+    n_pairs: Mapped[int] = mapped_column(Integer)  # candidate pairs of the plan
+    n_left_out: Mapped[int] = mapped_column(Integer)  # images in no pair (alone in their group)
+
+
+class PairTrial(StudyBase):
+    """The right-hand image of a pair trial (its left-hand image is ``trials.image_id``)."""
+
+    __tablename__ = "pair_trials"
+
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    right_image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+
+
+class PairChoice(StudyBase):
+    """One acknowledged choice of a pair trial (left, right or tie) and the response time the
+    page measured; unique per trial and per (subject, client submission id)."""
+
+    __tablename__ = "pair_choices"
+    __table_args__ = (
+        UniqueConstraint("trial_id", name="uq_pair_choices_trial"),
+        UniqueConstraint("subject_id", "submission_id", name="uq_pair_choices_subject_submission"),
+        Index("ix_pair_choices_subject", "subject_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    left_image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    right_image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    choice: Mapped[str] = mapped_column(String(5))  # study_domain.CHOICES
+    kind: Mapped[str] = mapped_column(String(10))
+    session: Mapped[int] = mapped_column(Integer)
+    submission_id: Mapped[str] = mapped_column(String(SUBMISSION_ID_MAX_LENGTH))
+    response_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

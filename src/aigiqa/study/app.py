@@ -12,6 +12,9 @@ Routes (``{token}``: a subject's personal token, ``{admin}``: the study's admin 
   the MOS computation, e.g. a degenerate MLE fit, in the ``X-Aigiqa-Warning`` header);
 - ``GET /healthz``.
 
+A paired-comparison study (two images a trial, a choice as the answer) has the same subject
+link, state route and admin page, and the routes of :mod:`aigiqa.study.pairs_app`.
+
 Status codes: unknown token or another subject's trial → 404; score off the scale or its step,
 bad body → 422; a trial that is not the current one, or a submission id reused for another trial
 → 409; missing/wrong CSRF token, a foreign ``Origin`` or a non-JSON body → 403/415. A replay (same
@@ -36,22 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
-import hmac
-import json
 import os
-import stat
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,10 +66,11 @@ from aigiqa.store.study import (
     SubjectState,
     TrialConflict,
     TrialNotFound,
-    TrialView,
 )
 from aigiqa.study.export import ratings_csv, repeat_consistency, study_mos
+from aigiqa.study.pairs_app import add_pair_routes
 from aigiqa.study.timing import TIMING_ENV, TimingLog, TimingMiddleware, loop_lag
+from aigiqa.study.web import ImageFiles, check_csrf, csrf_token, script_json
 
 #: Response header of the admin MOS export carrying the computation's warnings (one line).
 MOS_WARNING_HEADER = "X-Aigiqa-Warning"
@@ -83,10 +82,6 @@ CSP = ("default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self';
        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 #: Worker threads (and pooled database connections) per process, by default.
 THREADS = 16
-#: Images up to this size are read and answered on the event loop (larger: FileResponse).
-INLINE_IMAGE_BYTES = 4 << 20
-_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-                ".webp": "image/webp", ".bmp": "image/bmp", ".gif": "image/gif"}
 
 
 class RatingIn(BaseModel):
@@ -100,12 +95,6 @@ class RatingIn(BaseModel):
                                pattern=SUBMISSION_ID_PATTERN)
 
 
-def csrf_token(study: StudyInfo, subject_id: int) -> str:
-    """The subject's CSRF token: HMAC-SHA256 of the subject id under the study's secret."""
-    return hmac.new(study.csrf_key.encode(), f"subject:{subject_id}".encode(),
-                    hashlib.sha256).hexdigest()
-
-
 def _state_json(token: str, state: SubjectState) -> dict[str, Any]:
     trial = None
     if state.trial is not None:
@@ -115,12 +104,6 @@ def _state_json(token: str, state: SubjectState) -> dict[str, Any]:
                  "image_url": f"/s/{token}/image/{t.id}"}
     return {"done": state.done, "total": state.total, "sessions": state.sessions,
             "finished": state.finished, "session_start": state.session_start, "trial": trial}
-
-
-def _script_json(data: Any) -> str:
-    """JSON safe inside a <script> element (no ``<``, ``>`` or ``&`` left raw)."""
-    text = json.dumps(data)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _scale_json(study: StudyInfo) -> dict[str, Any]:
@@ -141,7 +124,7 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None,
     store = StudyStore(store_url, pool_size=threads)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     timing_dir = os.environ.get(TIMING_ENV) or None
-    resolved: dict[tuple[str, str], Path | None] = {}  # (root, image path) → checked file
+    images = ImageFiles()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -184,6 +167,9 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None,
             raise HTTPException(404, "unknown link")
         return study
 
+    pair_pages = add_pair_routes(app, store, templates, images, images_root, subject_or_404,
+                                 admin_or_404)
+
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
         return {"ok": True}
@@ -191,29 +177,24 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None,
     @app.get("/s/{token}", response_class=HTMLResponse)
     def subject_page(request: Request, token: str):
         subject = subject_or_404(token)
+        if subject.study.mode == "pairs":
+            return pair_pages.page(request, subject, token)
         state = store.state(subject.id)
         boot = {"token": token, "scale": _scale_json(subject.study),
                 "state": _state_json(token, state)}
         return templates.TemplateResponse(request, "subject.html", {
             "study": subject.study, "subject": subject, "csrf": csrf_token(subject.study,
                                                                           subject.id),
-            "boot": _script_json(boot), "labels": subject.study.labels,
+            "boot": script_json(boot), "labels": subject.study.labels,
             "digit_max": min(9, int(subject.study.scale_hi - subject.study.scale_lo)),
         })
 
     @app.get("/api/s/{token}/state")
     def subject_state(token: str) -> JSONResponse:
         subject = subject_or_404(token)
+        if subject.study.mode == "pairs":
+            return JSONResponse(pair_pages.state(subject, token))
         return JSONResponse(_state_json(token, store.state(subject.id)))
-
-    def image_file(root_text: str, trial: TrialView) -> Path | None:
-        """The trial's image file if it lies inside the root (resolved once per image)."""
-        key = (root_text, trial.image_path)
-        if key not in resolved:
-            root = Path(root_text).absolute()
-            path = (root / trial.image_path).resolve()
-            resolved[key] = path if path.is_relative_to(root.resolve()) else None
-        return resolved[key]
 
     @app.get("/s/{token}/image/{trial_id}")
     async def trial_image(token: str, trial_id: int):
@@ -221,32 +202,20 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None,
         found = store.cached_trial(token, trial_id)
         if found is None:
             subject = await run_in_threadpool(subject_or_404, token)
+            if subject.study.mode != "ratings":  # pair images: /s/{token}/pair/…
+                raise HTTPException(404, "no such trial")
             trial = await run_in_threadpool(store.trial, subject.id, trial_id)
             if trial is None:
                 raise HTTPException(404, "no such trial")
         else:
             subject, trial = found
-        path = image_file(str(images_root or subject.study.database_root), trial)
-        headers = {"Cache-Control": "private, max-age=3600"}
-        try:
-            info = os.stat(path) if path is not None else None
-        except OSError:
-            info = None
-        if path is None or info is None or not stat.S_ISREG(info.st_mode):
-            raise HTTPException(404, "image file missing")
-        if info.st_size > INLINE_IMAGE_BYTES:
-            return FileResponse(path, headers=headers)
-        try:
-            content = path.read_bytes()  # small file, page cache: cheaper than a thread hop
-        except OSError:
-            raise HTTPException(404, "image file missing") from None
-        media = _IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        return Response(content, media_type=media, headers=headers)
+        return images.response(str(images_root or subject.study.database_root),
+                               trial.image_path)
 
     @app.post("/api/s/{token}/ratings")
     def post_rating(request: Request, token: str, body: RatingIn):
         subject = subject_or_404(token)
-        _check_csrf(request, csrf_token(subject.study, subject.id))
+        check_csrf(request, csrf_token(subject.study, subject.id))
         t0 = time.perf_counter()
         try:
             stored, _, state = store.submit_and_state(subject, body.trial_id, body.value,
@@ -265,6 +234,8 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None,
     @app.get("/admin/{admin}", response_class=HTMLResponse)
     def admin_page(request: Request, admin: str):
         study = admin_or_404(admin)
+        if study.mode == "pairs":
+            return pair_pages.admin(request, study, admin)
         progress = store.progress(study.id)
         consistency = repeat_consistency(store.ratings_frame(study.id)).set_index("subject")
         rows = []
@@ -358,15 +329,3 @@ def app_from_env() -> FastAPI:
     return create_app(os.environ[DB_ENV], images_root=os.environ.get(IMAGES_ROOT_ENV) or None,
                       tune_process=True)
 
-
-def _check_csrf(request: Request, expected: str) -> None:
-    """JSON only, same origin if an Origin is sent, and the subject's CSRF header."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise HTTPException(415, "ratings are posted as application/json")
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise HTTPException(403, "cross-origin post refused")
-    sent = request.headers.get("x-csrf-token", "")
-    if not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise HTTPException(403, "missing or wrong CSRF token")

@@ -68,12 +68,17 @@ def repeat_consistency(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def export_study(store_url: str | Path, out: str | Path, *, method: str = "mos",
-                 study_id: int | None = None,
-                 warn: Callable[[str], None] | None = None) -> dict[str, Path]:
+                 study_id: int | None = None, warn: Callable[[str], None] | None = None,
+                 **pair_options) -> dict[str, Path]:
     """Write ``ratings.csv``, ``mos.csv`` and ``mos-report.json`` (if anything is rated) and
     ``progress.csv`` of one study (default: the only or latest one) into ``out``; returns the
     paths by name. What the MOS alone cannot show (e.g. a degenerate MLE fit) is in the report's
-    ``warnings`` and goes to ``warn`` (default: ``warnings.warn``, a RuntimeWarning)."""
+    ``warnings`` and goes to ``warn`` (default: ``warnings.warn``, a RuntimeWarning).
+
+    A paired-comparison study writes its own files instead
+    (:func:`aigiqa.study.pairs_export.export_pair_study`; ``pair_options``: model, ties,
+    alpha)."""
+    from aigiqa.study.pairs_export import export_pair_study
     from aigiqa.subjective.mle import DEGENERATE
 
     out = check_folder(out, "the export folder", "--out")
@@ -82,6 +87,8 @@ def export_study(store_url: str | Path, out: str | Path, *, method: str = "mos",
         if not ids:
             raise StudyError(f"{store_url}: no study stored")
         sid = ids[-1] if study_id is None else study_id
+        if store.study(sid).mode == "pairs":
+            return export_pair_study(store, sid, out, warn=warn, **pair_options)
         paths = {"ratings": out / "ratings.csv", "progress": out / "progress.csv"}
         write_text(paths["ratings"], ratings_csv(store, sid), "the ratings export")
         write_text(paths["progress"], store.progress(sid).to_csv(index=False),

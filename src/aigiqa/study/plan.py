@@ -55,6 +55,9 @@ class Study:
     admin_token: str
     subjects: list[SubjectLink] = field(default_factory=list)
     n_trials: dict[str, int] = field(default_factory=dict)
+    mode: str = "ratings"  # "pairs": see aigiqa.study.plan_pairs
+    n_pairs: int = 0  # pairs mode: candidate pairs
+    n_left_out: int = 0  # pairs mode: images in no pair (alone in their group)
 
     @property
     def admin_path(self) -> str:

@@ -19,7 +19,7 @@ class TimingLog:
     Columns: kind (post, image, state, page, other; ``lag`` for a loop-lag sample, ``gc0``-``gc2``
     for a garbage collection), status,
     start (Unix time, s), server time (ms: from the app's first call to the last body byte
-    handed to uvicorn), database time (ms, rating posts only; else empty)."""
+    handed to uvicorn), database time (ms, rating and choice posts only; else empty)."""
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ class TimingLog:
 
 
 def _request_kind(method: str, path: str) -> str:
-    if method == "POST" and path.endswith("/ratings"):
+    if method == "POST" and path.endswith(("/ratings", "/choices")):
         return "post"
     if "/image/" in path:
         return "image"
