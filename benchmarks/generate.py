@@ -35,7 +35,7 @@ def main() -> None:
     from diffusers import DiffusionPipeline
 
     from aigiqa.generate import make_plan, read_generators, run_plan, write_plan
-    from aigiqa.generate.run import _batches
+    from aigiqa.generate.run import batches
     from aigiqa.testing.pipelines import tiny_sd_pipeline
 
     torch.manual_seed(0)
@@ -60,7 +60,7 @@ def main() -> None:
             pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
             pipe.set_progress_bar_config(disable=True)
             c1, w1 = clocks()
-            for batch in _batches(plan, args.batch):
+            for batch in batches(plan, args.batch):
                 gens = [torch.Generator("cpu").manual_seed(int(s)) for s in batch["seed"]]
                 pipe(prompt=list(batch["prompt"]), num_inference_steps=args.steps,
                      guidance_scale=7.5, height=args.size, width=args.size, generator=gens,

@@ -1,5 +1,6 @@
-"""``aigiqa databases list/validate/show`` and the options of every command that takes a database
-(``--option KEY=VALUE`` for the reader, ``--follow-symlinks``), mounted by ``aigiqa.cli``."""
+"""``aigiqa databases list/validate/show/attach-mos`` and the options of every command that
+takes a database (``--option KEY=VALUE`` for the reader, ``--follow-symlinks``), mounted by
+``aigiqa.cli``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Database readers: list, validate, show.", no_args_is_help=True)
+app = typer.Typer(help="Database readers: list, validate, show; attach MOS.", no_args_is_help=True)
 
 DbOptionOpt = Annotated[
     list[str] | None,
@@ -101,3 +102,27 @@ def databases_show(
         typer.echo(f"{comp['group'].nunique()} groups, {len(comp)} comparisons: "
                    + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("a", "b", "tie")))
     typer.echo(frame.groupby(["generator"]).size().to_string())
+
+
+@app.command("attach-mos")
+def databases_attach_mos(
+    root: Annotated[Path, typer.Argument(help="Database folder (release layout: info_*.csv)")],
+    mos: Annotated[Path, typer.Argument(help="MOS csv: image (or name), mos (aigiqa study "
+                                        "export / aigiqa mos)")],
+    score_range: Annotated[str, typer.Option("--range", help="Allowed MOS 'lo,hi'")] = "0,5",
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite MOS already there")
+                       ] = False,
+) -> None:
+    """Write a study's MOS into the database's info_train/val/test.csv (mos column)."""
+    from aigiqa.databases.attach import attach_mos
+    from aigiqa.errors import DatabaseError
+
+    try:
+        lo, hi = (float(p) for p in score_range.split(","))
+    except ValueError:
+        raise DatabaseError(f"--range {score_range!r}: expected 'lo,hi', e.g. 0,5") from None
+    result = attach_mos(root, mos, score_range=(lo, hi), replace=replace)
+    typer.echo(f"{root}: MOS attached to {result.attached} images; {result.without} without "
+               "MOS (left blank)")
+    for split, (rated, blank) in result.splits.items():
+        typer.echo(f"  {split}: {rated} with MOS, {blank} without")

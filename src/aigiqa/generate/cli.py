@@ -61,6 +61,12 @@ def generate_run(
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed", help="Generate again the images that failed (NaN, black)")] = False,
     only: OnlyOpt = None,
+    backend: Annotated[str, typer.Option(
+        help="local | ray (one pipeline per Ray actor, one GPU each)")] = "local",
+    workers: Annotated[int, typer.Option(
+        min=1, help="--backend ray without --address: CPUs of the local Ray")] = 1,
+    address: Annotated[str | None, typer.Option(
+        help="--backend ray: the cluster (ray://head:10001 or host:port)")] = None,
 ) -> None:
     """Generate every unfinished image of the plan (resumable), then write the tables."""
     from aigiqa.generate import run_plan
@@ -70,12 +76,37 @@ def generate_run(
 
     result = run_plan(plan, out, device=device, dtype=dtype, batch_size=batch_size,
                       allow_download=allow_download, only=_names(only),
-                      retry_failed=retry_failed, on_batch=step)
+                      retry_failed=retry_failed, on_batch=step, backend=backend,
+                      workers=workers, address=address)
     per = result.seconds / result.generated if result.generated else float("nan")
     typer.echo(f"{out}: generated {result.generated}, finished before {result.skipped}, "
                f"failed {result.failed}, external (not generated) {result.external}; "
                f"{per:.3f} s per image")
     for line in result.failures:
         typer.echo(f"failed: {line}", err=True)
+    typer.echo(f"tables: {result.tables['ok']} images, {result.tables['failed']} failures "
+               "(failures.csv)")
+
+
+@app.command("import")
+def generate_import(
+    plan: Annotated[Path, typer.Argument(help="The plan csv")],
+    generator: Annotated[str, typer.Option(help="The generator whose images these are")],
+    source: Annotated[Path, typer.Option("--from", help="Folder of the images made elsewhere")],
+    map_file: Annotated[Path, typer.Option("--map", help="csv: name (the plan's image name), "
+                                           "file (the image, relative to --from)")],
+    out: Annotated[Path, typer.Option(help="Database folder (as for generate run)")],
+    follow_symlinks: Annotated[bool, typer.Option(
+        "--follow-symlinks", help="Follow symbolic links in --from that point outside it")
+    ] = False,
+) -> None:
+    """File images made elsewhere (API models) under the plan's names, checking count, size
+    and format; converted to PNG."""
+    from aigiqa.generate.importer import import_images
+
+    result = import_images(plan, generator, source, map_file, out,
+                           follow_symlinks=follow_symlinks)
+    typer.echo(f"{out}: imported {result.imported} images of {generator}, "
+               f"{result.skipped} imported before")
     typer.echo(f"tables: {result.tables['ok']} images, {result.tables['failed']} failures "
                "(failures.csv)")

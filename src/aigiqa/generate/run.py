@@ -38,7 +38,8 @@ from aigiqa.generate.pipelines import (
 )
 from aigiqa.generate.plan import read_plan
 
-__all__ = ["RunResult", "run_plan", "check_output"]
+__all__ = ["RunResult", "run_plan", "check_output", "encode_batch", "write_batch",
+           "collect_entries", "batches", "run_batch"]
 
 _BATCH_KEY = ["width", "height", "steps", "cfg", "negative_prompt", "kwargs"]
 
@@ -77,7 +78,7 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _batches(rows: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
+def batches(rows: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
     """Rows of one generator → batches of equal size/steps/cfg/…, in plan order."""
     out = []
     for _, group in rows.groupby(_BATCH_KEY, sort=False):
@@ -89,12 +90,17 @@ def _batches(rows: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
 def run_plan(plan_file: str | Path, out: str | Path, *, device: str = "auto",
              dtype: str | None = None, batch_size: int = 4, allow_download: bool = False,
              only: list[str] | None = None, retry_failed: bool = False,
-             on_batch: Callable[[int, int], None] | None = None) -> RunResult:
+             on_batch: Callable[[int, int], None] | None = None, backend: str = "local",
+             workers: int = 1, address: str | None = None) -> RunResult:
     """Generate every unfinished image of the plan into ``out`` (see the module docstring).
 
     ``dtype`` (float32 | bfloat16 | float16) overrides the plan's per-generator dtype (default
     float32); ``only``: these generators. ``on_batch(done, total)`` after every batch.
+    ``backend="ray"``: one pipeline per Ray actor (:mod:`aigiqa.generate.ray_run`), on a local
+    Ray with ``workers`` CPUs or the cluster at ``address``.
     """
+    if backend not in ("local", "ray"):
+        raise GenerateError(f"--backend {backend!r} is invalid; use local or ray")
     if not is_device(device):
         raise GenerateError(f"--device {device!r} is invalid; use auto, cpu, cuda or cuda:N")
     if dtype is not None and dtype not in DTYPES:
@@ -108,7 +114,19 @@ def run_plan(plan_file: str | Path, out: str | Path, *, device: str = "auto",
             raise GenerateError(f"{plan_file}: unknown generator(s) {', '.join(unknown)}; the "
                                 f"plan has {', '.join(dict.fromkeys(plan['generator']))}")
     out = check_folder(out, "the output folder", "--out")
-    state.check_plan_copy(out, plan, str(plan_file))
+    with state.folder_lock(out, "run"):
+        return _run_locked(plan, str(plan_file), out, device=device, dtype=dtype,
+                           batch_size=batch_size, allow_download=allow_download, only=only,
+                           retry_failed=retry_failed, on_batch=on_batch, backend=backend,
+                           workers=workers, address=address)
+
+
+def _run_locked(plan: pd.DataFrame, plan_file: str, out: Path, *, device: str,
+                dtype: str | None, batch_size: int, allow_download: bool,
+                only: list[str] | None, retry_failed: bool,
+                on_batch: Callable[[int, int], None] | None, backend: str, workers: int,
+                address: str | None) -> RunResult:
+    state.check_plan_copy(out, plan, plan_file)
     log = state.read_log(out)
     result = RunResult()
 
@@ -130,11 +148,19 @@ def run_plan(plan_file: str | Path, out: str | Path, *, device: str = "auto",
         require_generation()
     for generator, rows in todo.groupby("generator", sort=False):  # fail before any work
         locate(str(rows["pipeline"].iloc[0]), str(generator), allow_download=allow_download)
-    torch_device = resolve_device(device, "--device", GenerateError) if len(todo) else None
+    local = backend == "local"
+    torch_device = resolve_device(device, "--device", GenerateError) if local and len(todo) \
+        else None
     (out / state.STATE).mkdir(parents=True, exist_ok=True)
     state.keep_plan_copy(out, plan)
     state.remove_stale_temporaries(out)
-    if len(todo):
+    if len(todo) and not local:
+        from aigiqa.generate.ray_run import generate_with_ray
+
+        generate_with_ray(todo, out, result, log, device=device, dtype=dtype,
+                          batch_size=batch_size, allow_download=allow_download,
+                          on_batch=on_batch, workers=workers, address=address)
+    elif len(todo):
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigiqa-save") as saver:
             _generate_all(todo, out, result, log, saver, device=torch_device, dtype=dtype,
                           batch_size=batch_size, allow_download=allow_download,
@@ -159,13 +185,7 @@ def _generate_all(todo: pd.DataFrame, out: Path, result: RunResult, log: dict, s
         if pending is None:
             return
         entries, pending = pending.result(), None  # re-raises a failed write here
-        for entry in entries:
-            if entry["status"] == "ok":
-                result.generated += 1
-            else:
-                result.failed += 1
-                result.failures.append(f"{entry['name']}: {entry['reason']}")
-        log.update({e["name"]: e for e in entries})
+        collect_entries(entries, result, log)
         count += len(entries)
         if on_batch is not None:
             on_batch(count, total)
@@ -182,8 +202,8 @@ def _generate_all(todo: pd.DataFrame, out: Path, result: RunResult, log: dict, s
             result.load_seconds += time.perf_counter() - loading
             common = {"weights_sha256": loaded.sha256, "scheduler": loaded.scheduler,
                       "dtype": kind, "device": str(device), "versions": versions}
-            for batch in _batches(rows, batch_size):
-                images, seconds = _run_batch(loaded, batch, str(generator))
+            for batch in batches(rows, batch_size):
+                images, seconds = run_batch(loaded, batch, str(generator))
                 result.seconds += seconds
                 collect()
                 pending = saver.submit(_save, out, batch.to_dict("records"), images,
@@ -196,14 +216,23 @@ def _generate_all(todo: pd.DataFrame, out: Path, result: RunResult, log: dict, s
                 collect()
 
 
-def _save(out: Path, rows: list[dict], images: np.ndarray, common: dict) -> list[dict]:
-    """Check, write (atomically) and log the images of one batch; their log entries."""
-    entries = []
-    for row, image in zip(rows, images, strict=True):
+def encode_batch(images: np.ndarray) -> list[tuple[bytes | None, str]]:
+    """Check and PNG-encode the float images of a batch: (PNG bytes, '') or (None, reason)."""
+    outcomes = []
+    for image in images:
         pixels, reason = check_output(image)
-        if pixels is not None:
+        outcomes.append((_png(pixels) if pixels is not None else None, reason))
+    return outcomes
+
+
+def write_batch(out: Path, rows: list[dict], outcomes: list[tuple[bytes | None, str]],
+                common: dict) -> list[dict]:
+    """Write (atomically) and log the images of one batch; their log entries."""
+    entries = []
+    for row, (data, reason) in zip(rows, outcomes, strict=True):
+        if data is not None:
             with atomic_write(state.image_path(out, row), f"image {row['name']}") as handle:
-                handle.write(_png(pixels))
+                handle.write(data)
             entries.append({"name": row["name"], "status": "ok", **common})
         else:
             entries.append({"name": row["name"], "status": "failed", "reason": reason,
@@ -212,7 +241,22 @@ def _save(out: Path, rows: list[dict], images: np.ndarray, common: dict) -> list
     return entries
 
 
-def _run_batch(loaded, batch: pd.DataFrame, generator: str) -> tuple[np.ndarray, float]:
+def _save(out: Path, rows: list[dict], images: np.ndarray, common: dict) -> list[dict]:
+    return write_batch(out, rows, encode_batch(images), common)
+
+
+def collect_entries(entries: list[dict], result: RunResult, log: dict) -> None:
+    """Count the log entries of a saved batch in ``result`` and ``log``."""
+    for entry in entries:
+        if entry["status"] == "ok":
+            result.generated += 1
+        else:
+            result.failed += 1
+            result.failures.append(f"{entry['name']}: {entry['reason']}")
+    log.update({e["name"]: e for e in entries})
+
+
+def run_batch(loaded, batch: pd.DataFrame, generator: str) -> tuple[np.ndarray, float]:
     """Generate one batch: (float images (B, H, W, 3) in [0, 1], seconds of the call)."""
     import torch
 

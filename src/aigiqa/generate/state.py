@@ -7,12 +7,16 @@ per finished image, appended and fsynced after its file was written: ``status`` 
 versions and seconds. An image is finished when its line is there (and, if ok, its file); a
 torn last line of a killed run is ignored. The tables (``info_<split>.csv``,
 ``hyperparameters.csv``, ``failures.csv``) are written from plan and log at the end of a run.
+``DIR/.aigiqa-generate/lock`` is held (``flock``) by the one run or import writing the folder;
+the system releases it when that process ends, also on SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from aigiqa.files import write_text
 from aigiqa.generate.plan import SPLITS
 
 __all__ = ["STATE", "HYPER_COLUMNS", "read_log", "append_log", "check_plan_copy", "keep_plan_copy",
-           "write_tables", "image_path"]
+           "write_tables", "image_path", "folder_lock"]
 
 STATE = ".aigiqa-generate"
 #: Columns of hyperparameters.csv.
@@ -36,6 +40,38 @@ _IDENTITY = ("generator", "prompt", "seed", "steps", "cfg", "width", "height", "
 def image_path(out: Path, row: Any) -> Path:
     """Where the image of a plan row lies: ``DIR/<split>/<name>``."""
     return out / str(row["split"]) / str(row["name"])
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path, what: str) -> Iterator[None]:
+    """Hold ``DIR/.aigiqa-generate/lock`` while ``what`` writes the folder; GenerateError at
+    once when another process holds it (an flock: released by the system when its holder
+    ends, even killed). Without ``fcntl`` (Windows) no lock is taken."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    (out / STATE).mkdir(parents=True, exist_ok=True)
+    path = out / STATE / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise GenerateError(f"{out}: {holder} is writing this folder ({path} is locked); "
+                                f"wait for it to end, or choose another --out for {what}"
+                                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"aigiqa generate {what} (pid {os.getpid()})".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def read_log(out: Path) -> dict[str, dict]:

@@ -2,7 +2,11 @@
 
 A 2-block ``UNet2DConditionModel``, a 4-level ``AutoencoderKL`` (factor 8) with 16 channels, a
 2-layer ``CLIPTextModel`` and a ``CLIPTokenizer`` made from the CLIP BPE vocabulary open_clip
-ships, assembled into a ``StableDiffusionPipeline`` and saved as a diffusers folder. A 64x64
+ships, assembled into a ``StableDiffusionPipeline`` and saved as a diffusers folder. The
+SDXL-style one has SDXL's parts: two text encoders (``CLIPTextModel`` and
+``CLIPTextModelWithProjection``, their hidden states concatenated for the cross-attention, the
+second's pooled projection and the size/crop "time ids" added to the time embedding:
+``addition_embed_type="text_time"``) in a ``StableDiffusionXLPipeline``. A 64x64
 image takes a few hundred milliseconds per step on a CPU. Needs diffusers, transformers and
 open_clip (``aigiqa[dev]``).
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["clip_tokenizer", "tiny_sd_pipeline"]
+__all__ = ["clip_tokenizer", "tiny_sd_pipeline", "tiny_sdxl_pipeline"]
 
 
 def clip_tokenizer():
@@ -36,12 +40,7 @@ def tiny_sd_pipeline(folder: str | Path, *, seed: int = 0, decoder_bias: float |
     """
     import torch
     import transformers
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -49,10 +48,7 @@ def tiny_sd_pipeline(folder: str | Path, *, seed: int = 0, decoder_bias: float |
         block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
         attention_head_dim=4, norm_num_groups=32)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 16, 16),
-        latent_channels=4, layers_per_block=1, norm_num_groups=16, sample_size=64)
+    vae = _tiny_vae()
     text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         vocab_size=49408, max_position_embeddings=77, projection_dim=32))
@@ -66,5 +62,47 @@ def tiny_sd_pipeline(folder: str | Path, *, seed: int = 0, decoder_bias: float |
         vae=vae, text_encoder=text, tokenizer=tokenizer or clip_tokenizer(), unet=unet,
         scheduler=scheduler, safety_checker=None, feature_extractor=None,
         requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def _tiny_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 16, 16),
+        latent_channels=4, layers_per_block=1, norm_num_groups=16, sample_size=64)
+
+
+def tiny_sdxl_pipeline(folder: str | Path, *, seed: int = 0, tokenizer=None) -> Path:
+    """Save a tiny random StableDiffusionXLPipeline (Euler scheduler) in ``folder``."""
+    import torch
+    import transformers
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    time_dim, pooled = 8, 32
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=64,
+        attention_head_dim=(2, 4), use_linear_projection=True, norm_num_groups=32,
+        addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=6 * time_dim + pooled)  # 6 time ids + pooled
+
+    def config() -> transformers.CLIPTextConfig:
+        return transformers.CLIPTextConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            vocab_size=49408, max_position_embeddings=77, projection_dim=pooled)
+
+    tok = tokenizer or clip_tokenizer()
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                       beta_schedule="scaled_linear", steps_offset=1,
+                                       timestep_spacing="leading")
+    pipe = StableDiffusionXLPipeline(
+        vae=_tiny_vae(), text_encoder=transformers.CLIPTextModel(config()),
+        text_encoder_2=transformers.CLIPTextModelWithProjection(config()), tokenizer=tok,
+        tokenizer_2=tok, unet=unet, scheduler=scheduler, add_watermarker=False)
     pipe.save_pretrained(folder)
     return Path(folder)
