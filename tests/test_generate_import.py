@@ -76,7 +76,7 @@ def test_import_files_images_tables_and_log(setup, tmp_path):
     out = tmp_path / "db"
     result = import_images(plan_file, "api", src, mapping, out)
     assert (result.imported, result.skipped) == (5, 0)
-    assert result.tables == {"ok": 5, "failed": 0}
+    assert result.tables == {"ok": 5, "failed": 0, "truncated": 0}
     split = dict(zip(plan["name"], plan["split"], strict=True))
     for name, _, pixels in files:
         path = out / split[name] / name

@@ -22,7 +22,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from aigiqa import load_database  # noqa: E402
 from aigiqa.cli import app  # noqa: E402
-from aigiqa.errors import GenerateError  # noqa: E402
+from aigiqa.errors import AigiqaError, GenerateError  # noqa: E402
 from aigiqa.generate import make_plan, read_generators, read_plan, run_plan, write_plan  # noqa: E402
 from aigiqa.generate.state import read_log  # noqa: E402
 from aigiqa.testing.pipelines import clip_tokenizer, tiny_sd_pipeline  # noqa: E402
@@ -76,7 +76,7 @@ def test_release_layout_tables_and_reader(first_run, plan_file, pipes):
     out, result, seconds = first_run
     plan = read_plan(plan_file)
     assert (result.generated, result.skipped, result.failed) == (9, 0, 0)
-    assert result.tables == {"ok": 9, "failed": 0}
+    assert result.tables == {"ok": 9, "failed": 0, "truncated": 0}
     for _, row in plan.iterrows():
         image = pixels(out / row["split"] / row["name"])
         assert image.shape == (row["height"], row["width"], 3)
@@ -268,3 +268,68 @@ def test_cli_run_and_bench_per_generator_and_hyper(first_run, plan_file, tmp_pat
     assert {"all", "generator", "steps", "cfg", "size", "scheduler"} <= set(groups["group"])
     assert set(groups.loc[groups["group"] == "generator", "value"]) == {"tiny", "other"}
     assert set(groups.loc[groups["group"] == "size", "value"]) <= {"64x64", "64x48"}
+
+
+def test_a_prompt_longer_than_the_context_is_truncated_and_counted(pipes, tmp_path):
+    """diffusers keeps the first 77 tokens (BOS + 75 + EOS) of a CLIP prompt; the run counts the
+    rest in hyperparameters.csv and in the tables, and the image equals the truncated prompt's."""
+    tok = clip_tokenizer()
+    long = " ".join(f"red{i % 10}" for i in range(120))
+    ids = tok(long).input_ids
+    kept = tok.decode(ids[1:tok.model_max_length - 1])
+    assert len(ids) > tok.model_max_length and len(tok(kept).input_ids) == tok.model_max_length
+    gens = tmp_path / "g.toml"
+    gens.write_text(toml({"good": pipes["good"]}, count=2, sizes='["64x64"]'))
+    outs = {}
+    for label, prompt in (("long", long), ("kept", kept)):
+        plan = tmp_path / f"{label}.csv"
+        write_plan(make_plan([(prompt, ""), (prompt, "")], read_generators(gens), seed=3), plan)
+        outs[label] = (tmp_path / label, run_plan(plan, tmp_path / label, device="cpu"))
+    out, result = outs["long"]
+    assert result.truncated == 2 and result.tables["truncated"] == 2
+    hyper = pd.read_csv(out / "hyperparameters.csv")
+    assert hyper["prompt_tokens_dropped"].tolist() == [len(ids) - tok.model_max_length] * 2
+    assert outs["kept"][1].truncated == 0
+    for name in hyper["name"]:
+        [a] = list(out.glob(f"*/{name}"))
+        [b] = list(outs["kept"][0].glob(f"*/{name}"))
+        assert np.array_equal(pixels(a), pixels(b))
+    runner = CliRunner().invoke(app, ["generate", "run", str(tmp_path / "long.csv"), "--out",
+                                      str(out), "--device", "cpu"])
+    assert runner.exit_code == 0, runner.output
+    assert "truncated prompts: 2 images" in runner.output
+
+
+@pytest.mark.parametrize("fsyncs_left", [2, 4])  # an image write fails; the log append fails
+def test_a_full_disk_stops_with_a_clear_error_and_corrupts_nothing(first_run, plan_file,
+                                                                   tmp_path, monkeypatch,
+                                                                   fsyncs_left):
+    import errno
+    import json
+
+    clean, _, _ = first_run
+    out = tmp_path / "db"
+    real, calls = os.fsync, [0]
+
+    def full_disk(fd):
+        calls[0] += 1
+        if calls[0] > fsyncs_left:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(AigiqaError, match="No space left on device"):
+        run_plan(plan_file, out, device="cpu", batch_size=3)
+    monkeypatch.setattr(os, "fsync", real)
+    assert not list(out.rglob("*.tmp"))
+    log = out / ".aigiqa-generate" / "log.jsonl"
+    log_text = log.read_text() if log.exists() else ""
+    assert all(json.loads(line) for line in log_text.splitlines())  # no torn or half entry
+    kept = {name for name, e in read_log(out).items() if e["status"] == "ok"}
+    for path in out.glob("*/*.png"):
+        pixels(path)  # every image on disk decodes
+    again = run_plan(plan_file, out, device="cpu", batch_size=3)
+    assert again.skipped == len(kept) and again.generated == 9 - len(kept)
+    for path in clean.glob("*/*.png"):
+        redo = out / path.relative_to(clean)
+        assert np.abs(pixels(redo).astype(int) - pixels(path).astype(int)).max() <= 2

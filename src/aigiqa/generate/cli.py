@@ -86,6 +86,10 @@ def generate_run(
         typer.echo(f"failed: {line}", err=True)
     typer.echo(f"tables: {result.tables['ok']} images, {result.tables['failed']} failures "
                "(failures.csv)")
+    if result.tables.get("truncated"):
+        typer.echo(f"truncated prompts: {result.tables['truncated']} images' prompts are longer "
+                   "than their text encoder's context; the encoder saw only the start, as "
+                   "diffusers does (hyperparameters.csv: prompt_tokens_dropped)")
 
 
 @app.command("import")

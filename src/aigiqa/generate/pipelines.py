@@ -17,7 +17,7 @@ from typing import Any
 from aigiqa.errors import GenerateError
 
 __all__ = ["LoadedPipeline", "library_versions", "load_pipeline", "locate", "require_generation",
-           "weights_sha256"]
+           "tokens_dropped", "weights_sha256"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx", ".gguf")
 EXTRA = "pip install 'aigiqa[generate]'"
@@ -141,3 +141,18 @@ def load_pipeline(pipeline: str, generator: str, *, device: Any, dtype: str,
         folder = Path(str(try_to_load_from_cache(pipeline, "model_index.json"))).parent
     return LoadedPipeline(pipe=pipe, pipeline=pipeline, sha256=weights_sha256(folder),
                           scheduler=type(pipe.scheduler).__name__, device=device)
+
+
+def tokens_dropped(pipe: Any, prompts: list[str]) -> list[int]:
+    """Per prompt, the tokens a pipeline's text encoders will not see: diffusers truncates a
+    prompt to each tokenizer's ``model_max_length`` (77 for the CLIP encoders) with a warning
+    only; this counts them (the largest over the pipeline's tokenizers, 0 when it fits)."""
+    dropped = [0] * len(prompts)
+    for attr in ("tokenizer", "tokenizer_2", "tokenizer_3"):
+        tokenizer = getattr(pipe, attr, None)
+        limit = getattr(tokenizer, "model_max_length", None)
+        if tokenizer is None or not isinstance(limit, int) or limit > 100_000:
+            continue
+        lengths = [len(ids) for ids in tokenizer(list(prompts), truncation=False).input_ids]
+        dropped = [max(d, n - limit) for d, n in zip(dropped, lengths, strict=True)]
+    return dropped

@@ -59,14 +59,15 @@ class GeneratorActor:
                 "dtype": self.dtype, "device": str(device), "versions": library_versions(),
                 "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
-    def generate(self, rows: list[dict]) -> tuple[list, float]:
-        """(checked PNG outcomes, seconds of the pipeline call) of one batch."""
+    def generate(self, rows: list[dict]) -> tuple[list, float, list[int]]:
+        """(checked PNG outcomes, seconds of the pipeline call, prompt tokens dropped) of one
+        batch."""
         from aigiqa.generate.run import encode_batch, run_batch
 
         if self.loaded is None:  # a restarted actor
             self.load()
-        images, seconds = run_batch(self.loaded, pd.DataFrame(rows), self.generator)
-        return encode_batch(images), seconds
+        images, seconds, dropped = run_batch(self.loaded, pd.DataFrame(rows), self.generator)
+        return encode_batch(images), seconds, dropped
 
 
 def _get(ray: Any, ref: Any, generator: str) -> Any:
@@ -114,11 +115,11 @@ def _drain(ray: Any, actors: list, commons: list[dict], queue: list[list[dict]],
     while flight:
         [ref], _ = ray.wait(list(flight), num_returns=1)
         k, batch = flight.pop(ref)
-        outcomes, seconds = _get(ray, ref, generator)
+        outcomes, seconds, dropped = _get(ray, ref, generator)
         submit(k)
         result.seconds += seconds
         entries = write_batch(out, batch, outcomes,
-                              {**commons[k], "seconds": seconds / len(batch)})
+                              {**commons[k], "seconds": seconds / len(batch)}, dropped)
         collect_entries(entries, result, log)
         yield entries
 

@@ -35,6 +35,7 @@ from aigiqa.generate.pipelines import (
     load_pipeline,
     locate,
     require_generation,
+    tokens_dropped,
 )
 from aigiqa.generate.plan import read_plan
 
@@ -46,13 +47,15 @@ _BATCH_KEY = ["width", "height", "steps", "cfg", "negative_prompt", "kwargs"]
 
 @dataclass
 class RunResult:
-    """What a run did: images generated now, skipped as finished, failed now, external rows
-    left out, the seconds spent in pipeline calls and in loading pipelines, and the counts of
-    the folder's tables."""
+    """What a run did: images generated now, skipped as finished, failed now, generated now
+    with a prompt truncated to the text encoder's context (``pipelines.tokens_dropped``),
+    external rows left out, the seconds spent in pipeline calls and in loading pipelines, and
+    the counts of the folder's tables."""
 
     generated: int = 0
     skipped: int = 0
     failed: int = 0
+    truncated: int = 0
     external: int = 0
     seconds: float = 0.0
     load_seconds: float = 0.0
@@ -203,11 +206,11 @@ def _generate_all(todo: pd.DataFrame, out: Path, result: RunResult, log: dict, s
             common = {"weights_sha256": loaded.sha256, "scheduler": loaded.scheduler,
                       "dtype": kind, "device": str(device), "versions": versions}
             for batch in batches(rows, batch_size):
-                images, seconds = run_batch(loaded, batch, str(generator))
+                images, seconds, dropped = run_batch(loaded, batch, str(generator))
                 result.seconds += seconds
                 collect()
                 pending = saver.submit(_save, out, batch.to_dict("records"), images,
-                                       {**common, "seconds": seconds / len(batch)})
+                                       {**common, "seconds": seconds / len(batch)}, dropped)
             collect()
             del loaded
     finally:
@@ -226,23 +229,26 @@ def encode_batch(images: np.ndarray) -> list[tuple[bytes | None, str]]:
 
 
 def write_batch(out: Path, rows: list[dict], outcomes: list[tuple[bytes | None, str]],
-                common: dict) -> list[dict]:
-    """Write (atomically) and log the images of one batch; their log entries."""
+                common: dict, dropped: list[int]) -> list[dict]:
+    """Write (atomically) and log the images of one batch; their log entries (with the
+    prompt tokens the text encoders did not see, ``dropped``)."""
     entries = []
-    for row, (data, reason) in zip(rows, outcomes, strict=True):
+    for row, (data, reason), lost in zip(rows, outcomes, dropped, strict=True):
+        extra = {**common, "prompt_tokens_dropped": int(lost)}
         if data is not None:
             with atomic_write(state.image_path(out, row), f"image {row['name']}") as handle:
                 handle.write(data)
-            entries.append({"name": row["name"], "status": "ok", **common})
+            entries.append({"name": row["name"], "status": "ok", **extra})
         else:
             entries.append({"name": row["name"], "status": "failed", "reason": reason,
-                            **common})
+                            **extra})
     state.append_log(out, entries)
     return entries
 
 
-def _save(out: Path, rows: list[dict], images: np.ndarray, common: dict) -> list[dict]:
-    return write_batch(out, rows, encode_batch(images), common)
+def _save(out: Path, rows: list[dict], images: np.ndarray, common: dict,
+          dropped: list[int]) -> list[dict]:
+    return write_batch(out, rows, encode_batch(images), common, dropped)
 
 
 def collect_entries(entries: list[dict], result: RunResult, log: dict) -> None:
@@ -250,14 +256,17 @@ def collect_entries(entries: list[dict], result: RunResult, log: dict) -> None:
     for entry in entries:
         if entry["status"] == "ok":
             result.generated += 1
+            result.truncated += entry.get("prompt_tokens_dropped", 0) > 0
         else:
             result.failed += 1
             result.failures.append(f"{entry['name']}: {entry['reason']}")
     log.update({e["name"]: e for e in entries})
 
 
-def run_batch(loaded, batch: pd.DataFrame, generator: str) -> tuple[np.ndarray, float]:
-    """Generate one batch: (float images (B, H, W, 3) in [0, 1], seconds of the call)."""
+def run_batch(loaded, batch: pd.DataFrame, generator: str
+              ) -> tuple[np.ndarray, float, list[int]]:
+    """Generate one batch: (float images (B, H, W, 3) in [0, 1], seconds of the call, prompt
+    tokens each image's text encoders did not see)."""
     import torch
 
     first = batch.iloc[0]
@@ -278,4 +287,5 @@ def run_batch(loaded, batch: pd.DataFrame, generator: str) -> tuple[np.ndarray, 
         raise GenerateError(f"generator {generator!r}: the pipeline call failed for {names} "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     seconds = time.perf_counter() - start
-    return np.asarray(output.images, dtype=np.float32), seconds
+    dropped = tokens_dropped(loaded.pipe, [str(p) for p in batch["prompt"]])
+    return np.asarray(output.images, dtype=np.float32), seconds, dropped

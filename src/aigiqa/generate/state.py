@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from aigiqa.errors import GenerateError
-from aigiqa.files import write_text
+from aigiqa.files import reason, write_text
 from aigiqa.generate.plan import SPLITS
 
 __all__ = ["STATE", "HYPER_COLUMNS", "read_log", "append_log", "check_plan_copy", "keep_plan_copy",
@@ -32,7 +32,8 @@ __all__ = ["STATE", "HYPER_COLUMNS", "read_log", "append_log", "check_plan_copy"
 STATE = ".aigiqa-generate"
 #: Columns of hyperparameters.csv.
 HYPER_COLUMNS = ("name", "generator", "split", "seed", "steps", "cfg", "width", "height",
-                 "scheduler", "pipeline", "weights_sha256", "dtype", "device", "versions")
+                 "scheduler", "pipeline", "weights_sha256", "dtype", "device", "versions",
+                 "prompt_tokens_dropped")
 _IDENTITY = ("generator", "prompt", "seed", "steps", "cfg", "width", "height", "scheduler",
              "split", "pipeline", "negative_prompt", "variant", "kwargs")
 
@@ -90,13 +91,34 @@ def read_log(out: Path) -> dict[str, dict]:
 
 
 def append_log(out: Path, entries: list[dict]) -> None:
-    """Append entries as json lines and fsync (after their images were written)."""
+    """Append entries as json lines and fsync (after their images were written). A line torn
+    by a kill is ended first (so it cannot swallow the next entry); a failed append (a full
+    disk) is cut off again and raised as a GenerateError: the log stays whole, and the images
+    it does not name are made again by the next run."""
     path = out / STATE / "log.jsonl"
-    with open(path, "a", encoding="utf-8") as handle:
-        for entry in entries:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    data = "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in entries).encode()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise GenerateError(f"{path}: cannot open the run log ({reason(exc)})") from exc
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        if start and os.pread(fd, 1, start - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise GenerateError(
+                f"{path}: cannot log {len(entries)} finished image(s) ({reason(exc)}); nothing "
+                "is corrupted: free space and run again (unlogged images are made again)"
+            ) from exc
+    finally:
+        os.close(fd)
 
 
 def check_plan_copy(out: Path, plan: pd.DataFrame, plan_file: str) -> None:
@@ -161,8 +183,10 @@ def write_tables(out: Path, plan: pd.DataFrame, log: dict[str, dict]) -> dict[st
         "scheduler": e.get("scheduler", r["scheduler"]), "pipeline": r["pipeline"],
         "weights_sha256": e.get("weights_sha256", ""), "dtype": e.get("dtype", ""),
         "device": e.get("device", ""), "versions": e.get("versions", ""),
+        "prompt_tokens_dropped": int(e.get("prompt_tokens_dropped", 0)),
     } for r, e in ok_rows], columns=list(HYPER_COLUMNS))
     write_text(out / "hyperparameters.csv", hyper.to_csv(index=False), "hyperparameters.csv")
     failures = pd.DataFrame(failed, columns=["name", "generator", "split", "seed", "reason"])
     write_text(out / "failures.csv", failures.to_csv(index=False), "failures.csv")
-    return {"ok": len(ok_rows), "failed": len(failed)}
+    truncated = sum(int(e.get("prompt_tokens_dropped", 0)) > 0 for _, e in ok_rows)
+    return {"ok": len(ok_rows), "failed": len(failed), "truncated": truncated}
