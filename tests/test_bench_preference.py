@@ -125,6 +125,8 @@ def test_report_states_the_rule_and_the_accuracy_and_rebuilds(ir_root, tmp_path)
     assert "rule pickscore" in page and "earns 0.5" in page
     assert f"{direct.accuracy:.3f}" in page and f"{direct.ci[0]:.3f}" in page
     assert "SRCC" not in page
+    assert result.results["protocol"].eq("not trained here").all()  # provenance of the number
+    assert "Protocols" in page and "not trained here" in page
     (out / "report.html").unlink()
     assert build_report(out).read_text() == page  # rebuilt from the folder alone
     (out / "groups.csv").unlink()

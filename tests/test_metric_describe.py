@@ -45,14 +45,17 @@ def test_instance_metadata_adds_spec_key_and_options():
     metric = _Probe(k="2")
     info = metric_metadata(metric)
     assert info == {**metric_metadata(_Probe), "spec": "describe-probe:k=2", "key": metric.key,
-                    "options": {"k": 2, "weights": SECRET, "where": "/data"}}
+                    "options": {"k": 2, "weights": SECRET, "where": "/data"},
+                    "provenance": {}}  # Metric.provenance: nothing beyond the options here
     json.dumps(info, allow_nan=False)  # JSON as it is
 
 
 def test_the_service_shows_the_same_metadata_without_file_values():
     metric = _Probe(k=2)
     shown = metric_info("probe", metric).model_dump()
-    expected = {k: v for k, v in metric_metadata(metric).items() if k not in ("spec", "key")}
+    # provenance (training databases and their folders on the server) is not shown to clients
+    expected = {k: v for k, v in metric_metadata(metric).items()
+                if k not in ("spec", "key", "provenance")}
     expected.update(id="probe", options={"k": 2, "where": "/data"}, file_options=["weights"])
     assert shown == expected
     assert SECRET not in json.dumps(shown)

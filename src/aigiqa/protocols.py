@@ -20,6 +20,12 @@ of the 14,000 public images; these make the split explicit and hard to game:
     (``sha256(f"{seed}:{prompt}")``), are dealt to the part whose image count lags its share the
     most. Part sizes are then within one group's size of their shares.
 
+``cross:DB[:TARGET]``
+    Train on one database, test on every image of another, DB, labelled in TARGET (default:
+    DB's main target). On the training database the split is ``{"train": every labelled
+    image}``; :mod:`aigiqa.training` holds its validation part out of it (``val_fraction``,
+    stratified by generator) and tests on DB (:func:`cross_test`).
+
 Each returns ``{part: names}`` of labelled records in database order (as the other splits do).
 """
 
@@ -34,8 +40,9 @@ from aigiqa.errors import SplitError
 PUBLIC_SALT = "aigiqa-public-v1"
 DEFAULT_PARTS = "7/1/2"
 
-__all__ = ["PUBLIC_SALT", "logo_split", "logo_sweep", "normalise_prompt", "parse_parts",
-           "prompt_disjoint_split", "public_split", "resolve_protocol"]
+__all__ = ["PUBLIC_SALT", "cross_test", "logo_split", "logo_sweep", "normalise_prompt",
+           "parse_cross", "parse_parts", "prompt_disjoint_split", "public_split",
+           "resolve_protocol"]
 
 
 def parse_parts(text: str, spec: str) -> dict[str, float]:
@@ -116,12 +123,51 @@ def prompt_disjoint_split(db: Database, parts: str = DEFAULT_PARTS,
     return {p: [rec.name for rec in db.labelled() if part_of[rec.name] == p] for p in names}
 
 
-_PROTOCOL = re.compile(r"^(public|logo|prompt-disjoint)(?::(.*))?$", re.IGNORECASE | re.DOTALL)
+_PROTOCOL = re.compile(r"^(public|logo|prompt-disjoint|cross)(?::(.*))?$",
+                       re.IGNORECASE | re.DOTALL)
+
+
+def parse_cross(spec: str) -> tuple[str, str | None] | None:
+    """``"cross:agiqa3k:alignment"`` → ``("agiqa3k", "alignment")``, ``"cross:DB"`` → ``(DB,
+    None)``; None when ``spec`` is no cross spec; SplitError when it names no database."""
+    text = spec.strip()
+    if not text.lower().startswith("cross"):
+        return None
+    pieces = [p.strip() for p in text.split(":")]
+    if pieces[0].lower() != "cross":
+        return None
+    if len(pieces) < 2 or not pieces[1] or len(pieces) > 3 or (len(pieces) == 3
+                                                                 and not pieces[2]):
+        raise SplitError(f"split {spec!r}: use cross:DB or cross:DB:TARGET (the database to "
+                         "test on, e.g. cross:agiqa3k:quality)")
+    return pieces[1], (pieces[2] if len(pieces) == 3 else None)
+
+
+def cross_test(spec: str, test_db: Database) -> tuple[list[str], str]:
+    """The test part of ``cross:DB[:TARGET]`` on ``test_db``: (names of every image labelled in
+    TARGET, in database order; TARGET, default the main target of ``test_db``)."""
+    parsed = parse_cross(spec)
+    if parsed is None:
+        raise SplitError(f"split {spec!r} is no cross:DB split")
+    name, target = parsed
+    if name.casefold() != test_db.name.casefold():
+        raise SplitError(f"split {spec!r} tests on {name!r}, but the test database given is "
+                         f"{test_db.name!r}")
+    target = target or test_db.info.main_target
+    if target not in test_db.info.target_names:
+        raise SplitError(f"split {spec!r}: {test_db.name} has no target {target!r}; it has "
+                         f"{', '.join(test_db.info.target_names)}")
+    names = [rec.name for rec in test_db.records if target in rec.targets]
+    if len(names) < 3:
+        raise SplitError(f"split {spec!r}: {test_db.name} has {len(names)} image(s) labelled "
+                         f"in {target!r}; at least 3 are needed to test")
+    return names, target
 
 
 def resolve_protocol(db: Database, spec: str, *, seed: int = 0) -> dict[str, list[str]]:
-    """The split of a protocol spec: ``public[:PARTS]``, ``logo:GENERATOR`` or
-    ``prompt-disjoint[:PARTS]`` (``seed`` is used by ``prompt-disjoint`` only)."""
+    """The split of a protocol spec: ``public[:PARTS]``, ``logo:GENERATOR``,
+    ``prompt-disjoint[:PARTS]`` or ``cross:DB[:TARGET]`` (on the training database: every
+    labelled image is ``train``); ``seed`` is used by ``prompt-disjoint`` only."""
     match = _PROTOCOL.match(spec.strip())
     if match is None:
         raise SplitError(f"unknown split {spec!r}")
@@ -130,6 +176,9 @@ def resolve_protocol(db: Database, spec: str, *, seed: int = 0) -> dict[str, lis
         return public_split(db, arg or DEFAULT_PARTS)
     if kind == "prompt-disjoint":
         return prompt_disjoint_split(db, arg or DEFAULT_PARTS, seed)
+    if kind == "cross":
+        parse_cross(spec)  # names a database, or a SplitError saying how to
+        return {"train": [rec.name for rec in db.labelled()]}
     if not arg:
         raise SplitError(f"split {spec!r}: name the generator left out, logo:GENERATOR (one "
                          f"of {', '.join(_generator_index(db).values())}); `aigiqa splits "

@@ -1,5 +1,5 @@
 """Train/test splits of a database: the official one, seeded k-fold and ratio splits, and the
-protocols of :mod:`aigiqa.protocols` (``public``, ``logo``, ``prompt-disjoint``).
+protocols of :mod:`aigiqa.protocols` (``public``, ``logo``, ``prompt-disjoint``, ``cross``).
 
 Every split holds labelled records only: blind records (no main target, e.g. the AIGIQA-20K
 val/test releases) never enter an evaluation. Lists of names keep the database's record order.
@@ -33,12 +33,12 @@ from aigiqa.errors import SplitError
 DEFAULT_RATIOS = {"train": 0.7, "val": 0.1, "test": 0.2}
 DEFAULT_FOLDS = 5
 SPEC_HELP = ("'official', 'fold:K' (K-th of 5 folds, from 0), 'fold:K/N', 'ratio:0.7,0.1,0.2', "
-             "'public:7/1/2', 'logo:GENERATOR' or 'prompt-disjoint:7/1/2'")
+             "'public:7/1/2', 'logo:GENERATOR', 'prompt-disjoint:7/1/2' or 'cross:DB[:TARGET]'")
 #: The ``--split`` help of the commands.
 SPLIT_OPTION_HELP = ("official | fold:K[/N] | ratio:a,b[,c] | public[:7/1/2] | logo:GENERATOR | "
-                     "prompt-disjoint[:7/1/2]")
+                     "prompt-disjoint[:7/1/2] | cross:DB[:TARGET] (train here, test on DB)")
 #: How every split spec starts (the protocol names of :func:`resolve_split`).
-SPEC_PREFIXES = ("official", "fold:", "ratio:", "public", "logo", "prompt-disjoint")
+SPEC_PREFIXES = ("official", "fold:", "ratio:", "public", "logo", "prompt-disjoint", "cross")
 
 __all__ = ["DEFAULT_RATIOS", "is_split_spec", "kfold_splits", "official_split", "ratio_split",
            "resolve_split", "training_records"]
@@ -133,8 +133,9 @@ def resolve_split(db: Database, spec: str, *, seed: int = 0) -> dict[str, list[s
 
     ``official`` → :func:`official_split`; ``fold:K`` → fold K (0-based) of 5, ``fold:K/N`` of N
     (``{"train", "test"}``); ``ratio:0.7,0.1,0.2`` → train/val/test (``ratio:0.8,0.2`` →
-    train/test). Seeded by ``seed``. ``public[:7/1/2]``, ``logo:GENERATOR`` and
-    ``prompt-disjoint[:7/1/2]``: :func:`aigiqa.protocols.resolve_protocol`.
+    train/test). Seeded by ``seed``. ``public[:7/1/2]``, ``logo:GENERATOR``,
+    ``prompt-disjoint[:7/1/2]`` and ``cross:DB[:TARGET]``:
+    :func:`aigiqa.protocols.resolve_protocol`.
     """
     text = spec.strip().lower()
     if text == "official":
@@ -158,7 +159,7 @@ def resolve_split(db: Database, spec: str, *, seed: int = 0) -> dict[str, list[s
             raise SplitError(f"split {spec!r}: give 2 (train,test) or 3 (train,val,test) ratios")
         keys = ("train", "test") if len(values) == 2 else ("train", "val", "test")
         return ratio_split(db, dict(zip(keys, values, strict=True)), seed)
-    if text.startswith(("public", "logo", "prompt-disjoint")):
+    if text.startswith(("public", "logo", "prompt-disjoint", "cross")):
         from aigiqa import protocols
 
         return protocols.resolve_protocol(db, spec.strip(), seed=seed)

@@ -16,7 +16,7 @@ from string import Template
 
 import pandas as pd
 
-from aigiqa.benchmark import report
+from aigiqa.benchmark import provenance, report
 from aigiqa.benchmark.preference_run import GROUPS
 from aigiqa.errors import AigiqaError
 from aigiqa.files import write_text
@@ -52,6 +52,7 @@ def render_preference_html(meta: dict, results: pd.DataFrame, groups: pd.DataFra
     info = report._metric_info(meta, results)
     sections = [
         ("summary", "Pairwise accuracy", _summary_section(meta, results, info)),
+        ("protocols", "Protocols", provenance.section(meta, info)),
         ("groups", "Per group", _groups_section(groups, info)),
         ("failures", "Failures", report._failures_section(meta.get("failures") or [])),
     ]

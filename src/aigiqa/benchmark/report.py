@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aigiqa.benchmark import plots
+from aigiqa.benchmark import plots, provenance
 from aigiqa.benchmark.evaluations import PAIRWISE
 from aigiqa.errors import AigiqaError
 from aigiqa.files import atomic_write, check_file, check_folder, reason, write_text
@@ -152,9 +152,9 @@ def render_html(meta: dict, results: pd.DataFrame, scores: pd.DataFrame) -> str:
     target = str(meta.get("target") or "")
     sections = [
         ("summary", "Summary", _main_section(results, metrics)),
-        ("splits", "Per split", _group_section(results, metrics, "split",
-                                               ("srcc", "plcc", "krcc", "main"))
-         + _blind_note(scores, target)),
+        ("protocols", "Protocols", provenance.section(meta, metrics)),
+        ("splits", "Per split", _group_section(results, metrics, "split", ("srcc", "plcc",
+                                               "krcc", "main")) + _blind_note(scores, target)),
         ("scatter", "Prediction vs " + (target or "target"),
          _scatter_section(scores, results, metrics, target)),
         ("generators", "Per generator", _generator_section(results, metrics)),

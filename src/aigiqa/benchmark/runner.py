@@ -348,6 +348,7 @@ def run_benchmark(
     written there.
     """
     from aigiqa import __version__
+    from aigiqa.benchmark import provenance
     from aigiqa.benchmark.evaluations import choose_evaluation
 
     evaluation = choose_evaluation(database, accuracy_rule=accuracy_rule,
@@ -370,6 +371,8 @@ def run_benchmark(
         frame[column] = table.scores[column].to_numpy()
     meta_metrics = [metric_metadata(m) for m in metric_list]
     results, breakdown = evaluation.evaluate(frame, meta_metrics)
+    results = provenance.annotate(results, meta_metrics, database.name,
+                                  str(database.root))  # protocol and mode of each number
     meta: dict[str, Any] = {
         "database": database.name,
         "root": str(database.root),

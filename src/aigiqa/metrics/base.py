@@ -76,6 +76,11 @@ class Metric:
             out[new] = out.pop(old)
         return out
 
+    def provenance(self) -> dict[str, Any]:
+        """What produced the numbers beyond the options (learned metrics: the inference protocol
+        and the training protocol of a checkpoint aigiqa wrote); ``{}`` here."""
+        return {}
+
     # The API ------------------------------------------------------------------------------------
     def score(self, images: Any, prompts: Any = None) -> np.ndarray:
         """Score a batch; returns a float64 array (len(images),).

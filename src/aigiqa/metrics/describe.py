@@ -18,8 +18,9 @@ def metric_metadata(metric: Metric | type[Metric]) -> dict[str, Any]:
     high]`` floats with None for an unbounded end, or None if unknown), ``description`` (the
     class's, else the first line of its docstring), ``citation``, ``version`` and
     ``file_options`` (names of the options that name files). A metric instance adds ``spec``,
-    ``key`` and ``options`` (every option's value, defaults included; a value that is not a
-    string, number, bool or None as its ``str``).
+    ``key``, ``options`` (every option's value, defaults included; a value that is not a
+    string, number, bool or None as its ``str``) and ``provenance`` (``Metric.provenance``:
+    inference protocol, training protocol and name-blind mode of a trained checkpoint).
     """
     cls = metric if isinstance(metric, type) else type(metric)
     info: dict[str, Any] = {
@@ -36,5 +37,6 @@ def metric_metadata(metric: Metric | type[Metric]) -> dict[str, Any]:
     }
     if not isinstance(metric, type):
         info = {"spec": metric.spec, **info, "key": metric.key, "options": {
-            k: v if isinstance(v, _PLAIN) else str(v) for k, v in metric.options.items()}}
+            k: v if isinstance(v, _PLAIN) else str(v) for k, v in metric.options.items()},
+            "provenance": metric.provenance()}
     return info

@@ -35,6 +35,12 @@ def train_command(
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Part of train held out "
                                                 "for validation when the split has none")] = 0.15,
     target: Annotated[str | None, typer.Option(help="Target (default: the main one)")] = None,
+    test_root: Annotated[Path | None, typer.Option(
+        "--test-root", help="Folder of the database DB that --split cross:DB[:TARGET] tests "
+        "on")] = None,
+    allow_names: Annotated[bool, typer.Option(
+        "--allow-names/--name-blind", help="Let the model read file names and generator ids "
+        "(default: name-blind, the model sees pixels and prompts only)")] = False,
     workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="DataLoader worker "
                                          "processes (decode + resize)")] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
@@ -60,17 +66,29 @@ def train_command(
     if chosen.kind != "learned":
         raise MetricError(f"metric {chosen.name!r} is not trainable (kind {chosen.kind!r}); "
                           "choose a learned metric")
+    from aigiqa.errors import SplitError
+    from aigiqa.protocols import parse_cross
+
+    cross = parse_cross(split)  # a bad cross spec fails before any database is read
+    if (cross is None) != (test_root is None):
+        raise SplitError(f"--test-root is for --split cross:DB (the folder of DB), and such a "
+                         f"split needs it (--split {split!r})")
     db = databases_cli.load(database, root, option, follow_symlinks, check_images)
+    test_db = (databases_cli.load(cross[0], test_root, None, follow_symlinks, check_images)
+               if cross is not None and test_root is not None else None)
     config = TrainConfig(split=split, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                          weight_decay=weight_decay, loss=loss, val_fraction=val_fraction,
-                         target=target, num_workers=workers, device=device, amp=amp,
-                         cache_features=cache_features, out=out,
+                         target=target, allow_names=allow_names, num_workers=workers,
+                         device=device, amp=amp, cache_features=cache_features, out=out,
                          resume=resume, progress=progress)
-    result = train(chosen, db, config)
+    result = train(chosen, db, config, test_db)
     typer.echo(f"best epoch {result.best_epoch}: val SRCC {result.val['srcc']:.4f} "
                f"PLCC {result.val['plcc']:.4f}")
     if result.test is not None:
         typer.echo(f"test: SRCC {result.test['srcc']:.4f} PLCC {result.test['plcc']:.4f} "
                    f"KRCC {result.test['krcc']:.4f} (n={result.test['n']})")
+    where = result.protocol["test"]
+    typer.echo(f"protocol: --split {split}, tested on {where['database']} {where['target']}, "
+               f"{'name-blind' if result.protocol['name_blind'] else 'names allowed'}")
     typer.echo(f"checkpoint: {result.checkpoint}\nresults: {result.result_file}")
     typer.echo(f"score with: aigiqa bench --metrics '{result.bench_spec}' ...")

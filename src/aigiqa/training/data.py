@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from aigiqa.metrics.learned.base import LearnedMetric
 
-_VAL_NAMES = ("val", "validation", "valid", "dev")
+#: Part names a split may give its validation part.
+VAL_NAMES = ("val", "validation", "valid", "dev")
 
 
 def carve_validation(db: Database, names: Sequence[str], fraction: float,
@@ -59,7 +60,7 @@ def training_parts(db: Database, spec: str, seed: int,
     if "train" not in split:
         raise SplitError(f"{db.name}: split {spec!r} has no labelled 'train' part "
                          f"(parts: {', '.join(split) or 'none'})")
-    val = next((split[k] for k in _VAL_NAMES if split.get(k)), None)
+    val = next((split[k] for k in VAL_NAMES if split.get(k)), None)
     train = split["train"]
     if val is None:
         train, val = carve_validation(db, train, val_fraction, seed)
@@ -71,16 +72,22 @@ def training_parts(db: Database, spec: str, seed: int,
 
 
 class RecordDataset:
-    """torch-style Dataset of records: item i → (image tensor, target, prompt, i).
+    """torch-style Dataset of records: item i → (image tensor, target, text, i).
 
     ``targets`` are the (normalised) training targets or None (then NaN); ``train`` turns on the
     metric's random augmentation, seeded by ``(seed, epoch, i)``; set ``epoch`` before each epoch.
+    ``text`` is the prompt; with ``allow_names`` the metric's ``model_text(prompt, name,
+    generator)`` (:mod:`aigiqa.training.protocol`: name-blind by default).
     """
 
     def __init__(self, metric: LearnedMetric, records: Sequence[Record],
-                 targets: np.ndarray | None, *, train: bool, seed: int = 0) -> None:
+                 targets: np.ndarray | None, *, train: bool, seed: int = 0,
+                 allow_names: bool = False) -> None:
+        from aigiqa.training.protocol import model_texts
+
         self.metric = metric
         self.records = list(records)
+        self.texts = model_texts(metric, self.records, allow_names)
         self.targets = targets
         self.train = train
         self.seed = seed
@@ -96,7 +103,7 @@ class RecordDataset:
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
         image = self.metric.transform(load_image(rec.path), rng)
         target = float(self.targets[i]) if self.targets is not None else float("nan")
-        return image, target, rec.prompt or "", i
+        return image, target, self.texts[i], i
 
 
 class Collate:

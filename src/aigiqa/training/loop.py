@@ -21,14 +21,11 @@ methods only (``set_device``, ``model``, ``parameter_groups``, ``set_model``, ``
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import math
 import random
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,23 +34,28 @@ import numpy as np
 from aigiqa.databases.base import Database
 from aigiqa.errors import MetricError
 from aigiqa.evaluation import evaluate
-from aigiqa.files import write_text
-from aigiqa.metrics.torch_util import atomic_torch_save
-from aigiqa.training.data import RecordDataset, make_loader, training_parts
+from aigiqa.training.data import RecordDataset, make_loader
 from aigiqa.training.losses import make_loss
+from aigiqa.training.persist import (
+    MODEL_FILE,
+    RESULT_FILE,
+    STATE_FILE,
+    bench_spec,
+    finish,
+    resume,
+    run_id,
+    save_model,
+    save_state,
+)
+from aigiqa.training.protocol import run_data
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from aigiqa.metrics.learned.base import LearnedMetric
 
-STATE_FILE = "last.pt"
-MODEL_FILE = "model.pt"
-RESULT_FILE = "result.json"
-__all__ = ["TrainConfig", "TrainResult", "bench_spec", "predict", "train"]
-#: settings that change the trained weights (a resumed run must match them)
-_RUN_KEYS = ("split", "seed", "epochs", "batch_size", "lr", "weight_decay", "loss",
-             "val_fraction", "target")
+__all__ = ["MODEL_FILE", "RESULT_FILE", "STATE_FILE", "TrainConfig", "TrainResult",
+           "bench_spec", "predict", "train"]
 
 
 @dataclass
@@ -69,6 +71,7 @@ class TrainConfig:
     loss: str = "mse"
     val_fraction: float = 0.15
     target: str | None = None
+    allow_names: bool = False
     num_workers: int = 0
     device: str = "auto"
     amp: bool = True
@@ -105,23 +108,27 @@ class TrainResult:
     checkpoint: Path | None = None
     result_file: Path | None = None
     bench_spec: str = ""
+    #: what :func:`aigiqa.training.protocol.describe` says: split, parts, name-blind, mapping
+    protocol: dict[str, Any] = field(default_factory=dict)
 
 
-def train(metric: LearnedMetric, database: Database, config: TrainConfig) -> TrainResult:
-    """Fine-tune ``metric`` on ``database``; the metric then scores with the best weights."""
+def train(metric: LearnedMetric, database: Database, config: TrainConfig,
+          test_database: Database | None = None) -> TrainResult:
+    """Fine-tune ``metric`` on ``database``; the metric then scores with the best weights.
+
+    ``test_database``: the database a ``cross:DB`` split tests on (:mod:`.protocol`)."""
     import torch
 
     config.check()
-    parts = training_parts(database, config.split, config.seed, config.val_fraction)
-    target = config.target or database.info.main_target
-    records = {k: [database.record(n) for n in v] for k, v in parts.items()}
-    truth = {k: _targets(recs, target, database.name) for k, recs in records.items()}
+    metric.pin_protocol()  # the checkpoint and its bench spec name the protocol validated with
+    data = run_data(metric, database, config, test_database)
+    records, truth, target = data.records, data.truth, data.target
     mean, std = float(truth["train"].mean()), float(truth["train"].std()) or 1.0
     if config.device != "auto":
         metric.set_device(config.device)
     device = metric.device
     out = Path(config.out) if config.out is not None else None
-    run_id = _run_id(metric, database, config, target)
+    run = run_id(metric, database, config, target)
 
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -141,7 +148,7 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig) -> Tra
         state = {"epoch": 0, "best_srcc": -math.inf, "best_epoch": -1, "history": []}
         best_state: dict[str, Any] | None = None
         if out is not None and config.resume and (out / STATE_FILE).is_file():
-            state = _resume(out, run_id, model, optimizer, scheduler)
+            state = resume(out, run, model, optimizer, scheduler)
             if (out / MODEL_FILE).is_file() and state["best_epoch"] >= 0:
                 best_state = torch.load(out / MODEL_FILE, map_location="cpu",
                                         weights_only=True)["state_dict"]
@@ -151,7 +158,7 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig) -> Tra
         cache = ({k: extract_features(metric, extractor, v, config) for k, v in records.items()}
                  if extractor is not None else None)
         train_set = RecordDataset(metric, records["train"], y_train.numpy(), train=True,
-                                  seed=config.seed)
+                                  seed=config.seed, allow_names=config.allow_names)
         use_amp = config.amp and device.type == "cuda"
         amp_dtype = (torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported()
                      else torch.float16)
@@ -194,14 +201,15 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig) -> Tra
                 state["best_srcc"], state["best_epoch"] = float(val_srcc), epoch + 1
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 if out is not None:
-                    _save_model(metric, best_state, out / MODEL_FILE, (mean, std),
-                                {"epoch": epoch + 1, "val_srcc": float(val_srcc)})
+                    save_model(metric, best_state, out / MODEL_FILE, (mean, std),
+                               {"epoch": epoch + 1, "val_srcc": float(val_srcc),
+                                "protocol": data.protocol})
             state["epoch"] = epoch + 1
             if bar is not None:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses):.4f}",
                                 val_srcc=f"{val_srcc:.3f}")
             if out is not None:
-                _save_state(out / STATE_FILE, run_id, state, model, optimizer, scheduler)
+                save_state(out / STATE_FILE, run, state, model, optimizer, scheduler)
         if bar is not None:
             bar.close()
         if best_state is not None:
@@ -216,9 +224,10 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig) -> Tra
             truth["test"]) if len(records["test"]) >= 3 else None)
     finally:
         torch.use_deterministic_algorithms(previous)
-    result = TrainResult(state["best_epoch"], val_metrics, test_metrics, state["history"])
+    result = TrainResult(state["best_epoch"], val_metrics, test_metrics, state["history"],
+                         protocol=data.protocol)
     if out is not None:
-        _finish(metric, database, config, target, parts, result, out)
+        finish(metric, database, config, target, records, result, out)
     return result
 
 
@@ -229,7 +238,7 @@ def predict(metric: LearnedMetric, model: torch.nn.Module, records: list, config
 
     if not records:
         return np.zeros(0)
-    dataset = RecordDataset(metric, records, None, train=False)
+    dataset = RecordDataset(metric, records, None, train=False, allow_names=config.allow_names)
     loader = make_loader(dataset, max(config.batch_size, 1), shuffle=False,
                          num_workers=config.num_workers, seed=0)
     model.eval()
@@ -247,7 +256,7 @@ def extract_features(metric: LearnedMetric, extractor: torch.nn.Module, records:
     device, and the prompts; features (N, ...)."""
     import torch
 
-    dataset = RecordDataset(metric, records, None, train=False)
+    dataset = RecordDataset(metric, records, None, train=False, allow_names=config.allow_names)
     loader = make_loader(dataset, max(config.batch_size, 1), shuffle=False,
                          num_workers=config.num_workers, seed=0)
     device = next(extractor.parameters()).device
@@ -294,14 +303,6 @@ def _predict_part(metric: LearnedMetric, model, records: dict, cache: dict | Non
 
 
 # Helpers -----------------------------------------------------------------------------------------
-def _targets(records: list, target: str, db_name: str) -> np.ndarray:
-    missing = [r.name for r in records if target not in r.targets]
-    if missing:
-        raise MetricError(f"{db_name}: target {target!r} missing for {len(missing)} image(s)",
-                          missing[:20])
-    return np.array([r.targets[target] for r in records], dtype=np.float64)
-
-
 def _seed_all(seed: int) -> None:
     import torch
 
@@ -310,84 +311,9 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _run_id(metric: LearnedMetric, database: Database, config: TrainConfig, target: str) -> str:
-    blob = {"metric": metric.name, "options": {k: str(v) for k, v in metric.options.items()
-                                               if k not in metric.runtime_options},
-            "database": database.name, "n": len(database), "target": target,
-            **{k: str(getattr(config, k)) for k in _RUN_KEYS if k != "target"}}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _save_state(path: Path, run_id: str, state: dict, model, optimizer, scheduler) -> None:
-    import torch
-
-    atomic_torch_save({
-        "run_id": run_id, **copy.deepcopy(state),
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                "python": random.getstate()},
-    }, path, "the training state")
-
-
-def _resume(out: Path, run_id: str, model, optimizer, scheduler) -> dict:
-    import torch
-
-    path = out / STATE_FILE
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
-        raise MetricError(f"cannot resume from {path} ({exc}); delete it or use --no-resume") \
-            from exc
-    if blob.get("run_id") != run_id:
-        raise MetricError(f"{path} belongs to a run with other settings (metric, database, "
-                          "split, seed or hyper-parameters); use another --out or --no-resume")
-    model.load_state_dict(blob["model"])
-    optimizer.load_state_dict(blob["optimizer"])
-    scheduler.load_state_dict(blob["scheduler"])
-    torch.set_rng_state(blob["rng"]["torch"])
-    np.random.set_state(blob["rng"]["numpy"])
-    random.setstate(blob["rng"]["python"])
-    return {k: blob[k] for k in ("epoch", "best_srcc", "best_epoch", "history")}
-
-
-def _save_model(metric: LearnedMetric, state_dict: dict, path: Path,
-                affine: tuple[float, float], extra: dict) -> None:
-    metric.save(path, extra, state_dict=state_dict, target_affine=affine)
-
-
 def _progress(config: TrainConfig, total: int, done: int):
     if not config.progress:
         return None
     from tqdm import tqdm
 
     return tqdm(total=total, initial=done, desc="train", unit="step", file=sys.stderr)
-
-
-def bench_spec(metric: LearnedMetric, checkpoint: Path) -> str:
-    """``name:opt=value…:checkpoint=PATH`` for ``aigiqa bench --metrics``."""
-    skip = ("checkpoint", *metric.runtime_options)
-    opts = [f"{k}={v}" for k, v in sorted(metric.options.items())
-            if k not in skip and v != metric.defaults[k]]
-    return ":".join([metric.name, *opts, f"checkpoint={checkpoint}"])
-
-
-def _finish(metric: LearnedMetric, database: Database, config: TrainConfig, target: str,
-            parts: dict[str, list[str]], result: TrainResult, out: Path) -> None:
-    checkpoint = (out / MODEL_FILE).resolve()
-    result.checkpoint = checkpoint
-    result.bench_spec = bench_spec(metric, checkpoint)
-    metric.use_checkpoint(checkpoint)  # model.pt holds the weights the metric now has
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    payload = {
-        "metric": metric.name, "options": {k: v for k, v in metric.options.items()},
-        "bench_spec": result.bench_spec, "database": database.name,
-        "root": str(database.root), "split": config.split, "seed": config.seed,
-        "target": target, "sizes": {k: len(v) for k, v in parts.items()},
-        "settings": settings, "best_epoch": result.best_epoch, "val": result.val,
-        "test": result.test, "history": result.history,
-    }
-    path = write_text(out / RESULT_FILE, json.dumps(payload, indent=2, default=str),
-                      "the training results")
-    result.result_file = path
-

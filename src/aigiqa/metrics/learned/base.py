@@ -75,12 +75,28 @@ class LearnedMetric(TorchMetric):
     #: ImageNet normalisation used by :func:`to_tensor` unless a subclass changes it.
     mean: ClassVar[tuple[float, float, float]] = (0.485, 0.456, 0.406)
     std: ClassVar[tuple[float, float, float]] = (0.229, 0.224, 0.225)
+    #: Inference protocols (option ``protocol``): name → what it does; empty: the metric has one.
+    protocols: ClassVar[dict[str, str]] = {}
+    #: ``protocol=auto`` for known checkpoints: their sha256 or, where the released file's
+    #: sha256 is not known here, their file name → protocol.
+    checkpoint_protocols: ClassVar[dict[str, str]] = {}
+    #: ``protocol=auto`` for the default weights and for any other checkpoint.
+    default_protocol: ClassVar[str] = ""
+    #: Whether the model reads file names or generator ids (:meth:`model_text`); training
+    #: refuses such a metric unless names are allowed (``aigiqa train --allow-names``).
+    reads_names: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         ckpt = self.options["checkpoint"]
         if ckpt and not Path(ckpt).expanduser().is_file():
             raise MetricError(f"metric {self.name!r}: checkpoint file {ckpt} does not exist")
+        if self.protocols:
+            chosen = str(self.options["protocol"]).strip().lower()
+            if chosen != "auto" and chosen not in self.protocols:
+                raise MetricError(f"metric {self.name!r}: option protocol={chosen!r} is not one "
+                                  f"of auto, {', '.join(self.protocols)}")
+            self.options["protocol"] = chosen
         self._target_affine: tuple[float, float] = (0.0, 1.0)
         #: what the last :meth:`fit` gave (an ``aigiqa.training.TrainResult``)
         self.fit_result: Any = None
@@ -110,9 +126,67 @@ class LearnedMetric(TorchMetric):
         """Scores (B,) from the output of :meth:`feature_extractor` (B, ...)."""
         raise NotImplementedError
 
+    def model_text(self, prompt: str, name: str, generator: str) -> str:
+        """The text the model reads for one image when names are allowed (default: the prompt
+        alone); a metric with ``reads_names`` builds it from the file name or generator id."""
+        return prompt
+
     def default_weights_id(self) -> str:
         """Identity of the default weights (file hash, package version…); enters :attr:`key`."""
         return "default"
+
+    def inference_protocol(self) -> str:
+        """The inference protocol in use ("" for a metric with one): the ``protocol`` option, or
+        with ``auto`` the protocol :data:`checkpoint_protocols` gives the checkpoint (by sha256,
+        then by file name), else :data:`default_protocol`."""
+        if not self.protocols:
+            return ""
+        chosen = str(self.options["protocol"])
+        if chosen != "auto":
+            return chosen
+        ckpt = self.options["checkpoint"]
+        if ckpt:
+            table = self.checkpoint_protocols
+            found = table.get(self.weights_sha256()) or table.get(Path(ckpt).name)
+            if found:
+                return found
+        return self.default_protocol
+
+    def provenance(self) -> dict[str, Any]:
+        """What produced this metric's numbers: ``inference_protocol`` and, for a checkpoint
+        written by ``aigiqa train``, the ``training`` protocol stored in it (split, databases,
+        targets, ``name_blind``); ``{}`` for released or default weights."""
+        out: dict[str, Any] = {"inference_protocol": self.inference_protocol()}
+        ckpt = self.options["checkpoint"]
+        if ckpt:
+            import torch
+
+            try:  # mmap: the tensors are not read
+                blob = torch.load(Path(ckpt).expanduser(), map_location="cpu", mmap=True,
+                                  weights_only=True)
+            except Exception:  # noqa: BLE001 - a released, legacy-format file: no aigiqa meta
+                blob = None
+            meta = blob.get("aigiqa") if isinstance(blob, dict) else None
+            if isinstance(meta, dict) and isinstance(meta.get("protocol"), dict):
+                out["training"] = meta["protocol"]
+        return out
+
+    def pin_protocol(self) -> None:
+        """Replace ``protocol=auto`` by the protocol it resolves to now (training does this, so
+        that the checkpoint it writes and its bench spec name the protocol it validated with)."""
+        if self.protocols:
+            self.options["protocol"] = self.inference_protocol()
+
+    @property
+    def key(self) -> str:
+        """The torch key, with the inference protocol in use mixed in (``auto`` resolves by the
+        checkpoint's file name too, which the weights' sha256 does not see)."""
+        key = super().key
+        if not self.protocols:
+            return key
+        head, digest = key.rsplit(":", 1)
+        mixed = hashlib.sha256(f"{digest}:{self.inference_protocol()}".encode()).hexdigest()
+        return f"{head}:{mixed[:16]}"
 
     # Weights -------------------------------------------------------------------------------------
     def load_model(self) -> torch.nn.Module:
@@ -229,13 +303,15 @@ class LearnedMetric(TorchMetric):
         atomic_torch_save({"state_dict": state, "aigiqa": info}, path, "the checkpoint")
         return path
 
-    def fit(self, database: Any, split: str = "official", **train_options: Any) -> LearnedMetric:
-        """Fine-tune on the ``split`` spec of ``database`` (``official``, ``fold:K/N``,
-        ``ratio:…``; see :func:`aigiqa.training.train` for the options); returns self, which
-        then scores with the best weights. :attr:`fit_result` holds the TrainResult."""
+    def fit(self, database: Any, split: str = "official", test_database: Any = None,
+            **train_options: Any) -> LearnedMetric:
+        """Fine-tune on the ``split`` spec of ``database`` (``official``, ``fold:K/N``, ``cross:DB``
+        with ``test_database``…; see :func:`aigiqa.training.train` for the options); returns
+        self, which then scores with the best weights. :attr:`fit_result` holds the TrainResult."""
         from aigiqa.training import TrainConfig, train
 
-        self.fit_result = train(self, database, TrainConfig(split=split, **train_options))
+        self.fit_result = train(self, database, TrainConfig(split=split, **train_options),
+                                test_database)
         return self
 
     # Scoring -------------------------------------------------------------------------------------
@@ -255,6 +331,20 @@ def _state_hash(model: torch.nn.Module) -> str:
 
 
 # Helpers shared by learned metrics ---------------------------------------------------------------
+def checkpoint_table(released: dict[str, str]) -> dict[str, str]:
+    """``{catalog asset name: protocol}`` → ``{sha256 where the catalog knows it, file name:
+    protocol}`` (the key :meth:`LearnedMetric.inference_protocol` looks up)."""
+    table = {}
+    from aigiqa.assets import catalog
+
+    for name, protocol in released.items():
+        asset = catalog.entry(name)
+        if asset.sha256:
+            table[asset.sha256] = protocol
+        table[name.rsplit("/", 1)[-1]] = protocol
+    return table
+
+
 def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
     """Resize an RGB uint8 image so its shorter side is ``size`` (bicubic, Pillow)."""
     from PIL import Image

@@ -16,23 +16,30 @@ from aigiqa.metrics.learned._blocks import (
     resize_exact,
     stack_normalised,
 )
-from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric
+from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric, checkpoint_table
 from aigiqa.metrics.registry import register_metric
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 CROP = 224
+#: Crops per image of each inference protocol.
+PROTOCOL_CROPS = {"demo": 10, "paper": 25}
 
 
 @register_metric
 class HyperIQA(LearnedMetric):
-    """HyperIQA: mean score of ``num_crops`` 224x224 crops of the image resized to 512x384.
+    """HyperIQA: mean score of random 224x224 crops of the image resized to 512x384.
 
-    Preprocessing as the official demo (SSL92/hyperIQA): bilinear resize to 512 (height) x 384
-    (width), random 224 crops, ImageNet normalisation. The crop positions are drawn from
-    ``numpy.random.default_rng(seed)``, the same for every image (deterministic). Training: one
-    random crop with a random horizontal flip. Su et al., CVPR 2020.
+    Preprocessing as the official code (SSL92/hyperIQA): bilinear resize to 512 (height) x 384
+    (width), random 224 crops, ImageNet normalisation. ``protocol=demo``: 10 crops, as
+    ``demo.py``; ``protocol=paper``: 25, the test protocol of the paper and of
+    ``train_test_IQA.py`` (``test_patch_num=25``), with which ``koniq_pretrained.pkl`` was
+    tested. ``auto`` (default): ``paper`` for ``koniq_pretrained.pkl``, ``demo`` for other
+    weights. ``num_crops=N`` (N >= 1) overrides the protocol's count (0: the protocol's). The
+    crop positions are drawn from ``numpy.random.default_rng(seed)``, the same for every image
+    (deterministic). Training: one random crop with a random horizontal flip. Su et al., CVPR
+    2020.
     """
 
     name: ClassVar[str] = "hyperiqa"
@@ -43,13 +50,26 @@ class HyperIQA(LearnedMetric):
         "in the Wild Guided by a Self-Adaptive Hyper Network. CVPR 2020, pp. 3667-3676.")
     description: ClassVar[str] = "ResNet-50 + hyper network (random init until trained or " \
         "given checkpoint=, e.g. the official koniq_pretrained.pkl)."
-    defaults: ClassVar[dict[str, Any]] = {**LEARNED_DEFAULTS, "num_crops": 10, "seed": 0,
-                                          "height": 512, "width": 384}
+    defaults: ClassVar[dict[str, Any]] = {**LEARNED_DEFAULTS, "protocol": "auto",
+                                          "num_crops": 0, "seed": 0, "height": 512,
+                                          "width": 384}
+    protocols: ClassVar[dict[str, str]] = {
+        "demo": "mean of 10 random 224 crops of the 512x384 resize (demo.py)",
+        "paper": "mean of 25 random 224 crops of the 512x384 resize (paper, train_test_IQA.py)",
+    }
+    checkpoint_protocols: ClassVar[dict[str, str]] = checkpoint_table({
+        "hyperiqa/koniq_pretrained.pkl": "paper"})
+    default_protocol: ClassVar[str] = "demo"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        if int(self.options["num_crops"]) < 1:
-            raise MetricError(f"metric {self.name!r}: option num_crops must be >= 1")
+        if int(self.options["num_crops"]) < 0:
+            raise MetricError(f"metric {self.name!r}: option num_crops must be >= 1 (or 0: as "
+                              "the protocol)")
+
+    def crop_count(self) -> int:
+        """Crops per image at inference: ``num_crops``, or the protocol's count when 0."""
+        return int(self.options["num_crops"]) or PROTOCOL_CROPS[self.inference_protocol()]
 
     def build_model(self) -> torch.nn.Module:
         from aigiqa.metrics.learned.networks.hyperiqa import HyperNet
@@ -70,8 +90,7 @@ class HyperIQA(LearnedMetric):
         if rng is not None:
             crops = [random_crop(resized, CROP, rng)]
         else:
-            crops = random_crops(resized, CROP, int(self.options["num_crops"]),
-                                 int(self.options["seed"]))
+            crops = random_crops(resized, CROP, self.crop_count(), int(self.options["seed"]))
         return stack_normalised(crops, self.mean, self.std)
 
     def forward(self, model: torch.nn.Module, batch: torch.Tensor,

@@ -12,9 +12,10 @@ from aigiqa.metrics.learned._blocks import (
     check_min_size,
     mean_over_crops,
     random_crop,
+    resize_bicubic,
     stack_normalised,
 )
-from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric
+from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric, checkpoint_table
 from aigiqa.metrics.registry import register_metric
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,12 +40,19 @@ def official_crops(image: np.ndarray, size: int, count: int, seed: int) -> list[
 
 @register_metric
 class MANIQA(LearnedMetric):
-    """MANIQA: mean score of ``num_crops`` random 224x224 crops (seeded), inputs in [-1, 1].
+    """MANIQA: the score of the image under one of two inference protocols, inputs in [-1, 1].
 
-    Preprocessing as the official ``predict_one_image.py`` (IIGROUP/MANIQA): RGB / 255, random
-    224 crops at full resolution (20 by default), ``(x - 0.5) / 0.5``. The crop positions come
-    from ``numpy.random.default_rng(seed)`` and are the same for every image of a given size.
-    Training: one random crop with a random horizontal flip. Yang et al., CVPRW 2022.
+    ``protocol=crops``: the mean over ``num_crops`` random 224x224 crops at full resolution (20
+    by default), as the official ``predict_one_image.py`` (IIGROUP/MANIQA); the positions come
+    from ``numpy.random.default_rng(seed)``, the same for every image of a given size.
+    ``protocol=resize``: the whole image resized to 224x224 (bicubic as OpenCV's INTER_CUBIC)
+    and scored once, as the official training and validation on KonIQ-10k (its ``Koniq10k``
+    dataset resizes with ``cv2.resize(…, (224, 224), INTER_CUBIC)``), hence how
+    ``ckpt_koniq10k.pt`` was trained and validated. ``auto`` (default): ``resize`` for
+    ``ckpt_koniq10k.pt``, ``crops`` for ``ckpt_kadid10k.pt`` (trained on crops of the full
+    512x384 images), for weights trained here and for the random default weights. RGB / 255,
+    ``(x - 0.5) / 0.5``. Training: one random crop (``crops``) or the resized image
+    (``resize``), with a random horizontal flip. Yang et al., CVPRW 2022.
     """
 
     name: ClassVar[str] = "maniqa"
@@ -56,7 +64,15 @@ class MANIQA(LearnedMetric):
         "Workshops (NTIRE) 2022, pp. 1191-1200.")
     description: ClassVar[str] = "ViT-B/8 + transposed attention + Swin (random init until " \
         "trained or given checkpoint=, e.g. the official ckpt_koniq10k.pt; needs timm)."
-    defaults: ClassVar[dict[str, Any]] = {**LEARNED_DEFAULTS, "num_crops": 20, "seed": 0}
+    defaults: ClassVar[dict[str, Any]] = {**LEARNED_DEFAULTS, "protocol": "auto",
+                                          "num_crops": 20, "seed": 0}
+    protocols: ClassVar[dict[str, str]] = {
+        "crops": "mean of num_crops random 224 crops at full resolution (predict_one_image.py)",
+        "resize": "whole image resized to 224x224 (cv2 bicubic), scored once (KonIQ training)",
+    }
+    checkpoint_protocols: ClassVar[dict[str, str]] = checkpoint_table({
+        "maniqa/ckpt_koniq10k.pt": "resize", "maniqa/ckpt_kadid10k.pt": "crops"})
+    default_protocol: ClassVar[str] = "crops"
     mean: ClassVar[tuple[float, float, float]] = (0.5, 0.5, 0.5)
     std: ClassVar[tuple[float, float, float]] = (0.5, 0.5, 0.5)
     #: Input side of the network (224 for the official ViT-B/8 configuration).
@@ -73,6 +89,11 @@ class MANIQA(LearnedMetric):
         return MANIQANet()
 
     def transform(self, image: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        if self.inference_protocol() == "resize":
+            whole = resize_bicubic(image, self.crop_size, self.crop_size)
+            if rng is not None and rng.random() < 0.5:
+                whole = whole[:, ::-1]
+            return stack_normalised([whole], self.mean, self.std)
         check_min_size(self.name, image, self.crop_size)
         if rng is not None:
             crops = [random_crop(image, self.crop_size, rng)]
