@@ -118,6 +118,19 @@ def _learned(name: str, **options: Any) -> Setup:
     return Setup(write, rewrite)
 
 
+def _clip_levels(name: str) -> Setup:
+    """A tiny OpenAI-shaped ViT-B/32 (registered with open_clip in the folder), random init."""
+    from tiny_weights import TINY_B32, TINY_B32_CONFIG, register_open_clip
+
+    learned = _learned(name, model=TINY_B32, pretrained="none")
+
+    def write(folder: Path) -> dict[str, Any]:
+        register_open_clip(folder, TINY_B32, TINY_B32_CONFIG)
+        return learned.options(folder)
+
+    return Setup(write, learned.rewrite)
+
+
 def setup_of(name: str) -> Setup:
     """How ``name`` is tested (the built-ins that read files need one here)."""
     from tiny_weights import TINY_RN, TINY_RN_CONFIG, TINY_VIT, TINY_VIT_CONFIG
@@ -137,6 +150,8 @@ def setup_of(name: str) -> Setup:
         return Setup(lambda f: _pickscore(f, 0), lambda f, m: _pickscore(f, 1) and None)
     if name in ("imagereward", "blipscore"):
         return _blip(0 if name == "imagereward" else 1)
+    if name == "clip-prompt-levels":
+        return _clip_levels(name)
     if metric_class(name).kind == "learned":
         faster = {"num_crops": 1} if name == "maniqa" else {}  # its 20 ViT-B/8 crops are slow
         return _learned(name, **faster)

@@ -32,6 +32,15 @@ TINY_RN_CONFIG = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4,
                  "layers": 2},
 }
+#: A reduced ViT-B-32 (patch 32, 224 px, 64-wide heads) whose shapes OpenAI's ``clip.model.
+#: build_model`` infers back (heads = width // 64), for the IPCE/LIQE reference check.
+TINY_B32 = "ViT-B-32-aigiqa-tiny"
+TINY_B32_CONFIG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 128, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2,
+                 "layers": 2},
+}
 BERT_WORDS = "a red car on the road cat sofa tree photo of dog blue sky".split()
 
 

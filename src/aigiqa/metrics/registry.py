@@ -26,6 +26,7 @@ _BUILTIN_MODULES = (
     "aigiqa.metrics.learned.stairiqa",
     "aigiqa.metrics.learned.maniqa",
     "aigiqa.metrics.learned.musiq",
+    "aigiqa.metrics.learned.clip_levels",
     "aigiqa.metrics.alignment.clipiqa",
     "aigiqa.metrics.alignment.clipscore",
     "aigiqa.metrics.alignment.pickscore",

@@ -30,7 +30,8 @@ def train_command(
     batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 16,
     lr: Annotated[float, typer.Option(help="Learning rate of the head (AdamW, cosine)")] = 1e-3,
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 1e-4,
-    loss: Annotated[str, typer.Option(help="l1 | mse | plcc | rank, or a sum: plcc+rank")] = "mse",
+    loss: Annotated[str, typer.Option(help="l1 | mse | plcc | rank | fidelity, or a sum: "
+                                      "plcc+rank")] = "mse",
     seed: Annotated[int, typer.Option()] = 0,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Part of train held out "
                                                 "for validation when the split has none")] = 0.15,

@@ -1,4 +1,5 @@
-"""Training losses for quality regression: L1, MSE, differentiable PLCC and pairwise ranking.
+"""Training losses for quality regression: L1, MSE, differentiable PLCC, pairwise ranking and
+pairwise fidelity.
 
 Every loss takes predictions and targets of shape (B,) and returns a scalar tensor; a spec such
 as ``"plcc+rank"`` sums several.
@@ -55,7 +56,22 @@ def rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.softplus(-dp[mask] * sign[mask]).mean()
 
 
-LOSSES: dict[str, LossFn] = {"l1": l1_loss, "mse": mse_loss, "plcc": plcc_loss, "rank": rank_loss}
+def fidelity_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Pairwise fidelity loss over the pairs i < j of the batch (Tsai et al., FRank, SIGIR 2007),
+    as LIQE (Zhang et al., CVPR 2023) and UNIQUE train quality: the model's probability that i is
+    better is ``p = Φ(pred_i - pred_j)`` (Thurstone, unit variance per score), the target's ``g =
+    1, 0.5, 0`` (i better, tie, worse); loss ``1 - sqrt(p g + eps) - sqrt((1 - p)(1 - g) + eps)``.
+    """
+    import torch
+
+    i, j = torch.triu_indices(len(pred), len(pred), offset=1, device=pred.device)
+    p = 0.5 * (1 + torch.erf((pred[i] - pred[j]) / 2 ** 0.5))
+    g = 0.5 * (torch.sign(target[i] - target[j]) + 1)
+    return (1 - torch.sqrt(p * g + eps) - torch.sqrt((1 - p) * (1 - g) + eps)).mean()
+
+
+LOSSES: dict[str, LossFn] = {"l1": l1_loss, "mse": mse_loss, "plcc": plcc_loss, "rank": rank_loss,
+                             "fidelity": fidelity_loss}
 
 
 def make_loss(spec: str) -> LossFn:

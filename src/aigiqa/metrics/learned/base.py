@@ -85,6 +85,9 @@ class LearnedMetric(TorchMetric):
     #: Whether the model reads file names or generator ids (:meth:`model_text`); training
     #: refuses such a metric unless names are allowed (``aigiqa train --allow-names``).
     reads_names: ClassVar[bool] = False
+    #: (offset, scale) of the scores without an aigiqa checkpoint (default weights, or a
+    #: released checkpoint that stores none): a model whose raw output is not its score sets it
+    untrained_affine: ClassVar[tuple[float, float]] = (0.0, 1.0)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -97,7 +100,7 @@ class LearnedMetric(TorchMetric):
                 raise MetricError(f"metric {self.name!r}: option protocol={chosen!r} is not one "
                                   f"of auto, {', '.join(self.protocols)}")
             self.options["protocol"] = chosen
-        self._target_affine: tuple[float, float] = (0.0, 1.0)
+        self._target_affine: tuple[float, float] = self.untrained_affine
         #: what the last :meth:`fit` gave (an ``aigiqa.training.TrainResult``)
         self.fit_result: Any = None
 
@@ -264,7 +267,7 @@ class LearnedMetric(TorchMetric):
                                   "model", problems)
         try:
             model.load_state_dict(state, strict=strict)
-            affine = meta.get("target_affine", (0.0, 1.0))
+            affine = meta.get("target_affine", self.untrained_affine)
             affine = (float(affine[0]), float(affine[1]))
         except (RuntimeError, TypeError, ValueError, IndexError) as exc:  # a non-tensor value…
             raise CheckpointError(f"metric {self.name!r}: checkpoint {path} does not fit the "
