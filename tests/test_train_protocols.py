@@ -146,7 +146,7 @@ class Spy(LearnedMetric):
 
 
 class NameSpy(Spy):
-    reads_names: ClassVar[bool] = True
+    reads_names = True
 
     def model_text(self, prompt: str, name: str, generator: str) -> str:
         return f"{generator}|{name}|{prompt}"

@@ -112,6 +112,9 @@ def bench(
         "differ by at least this much, instead of SRCC")] = None,
     mos_pairs_by: Annotated[str, typer.Option(
         help="--mos-pairs-gap: pairs within each prompt | generator | split, or all")] = "prompt",
+    allow_names: Annotated[bool, typer.Option(
+        "--allow-names/--name-blind", help="Give metrics that read them (e.g. "
+        "clip-prompt-levels:generator_prefix=name) each image's file name and generator")] = False,
 ) -> None:
     """Score every image of a database with every metric, evaluate (SRCC…; pairwise accuracy on
     a preference database), write results and report."""
@@ -128,7 +131,7 @@ def bench(
         db, chosen, store=store, out=out, workers=workers, progress=progress,
         bootstrap=bootstrap, seed=seed, retry_failed=retry_failed, batch_size=batch_size,
         backend=backend, address=address, accuracy_rule=accuracy_rule,
-        pairs_min_gap=mos_pairs_gap, pairs_by=mos_pairs_by,
+        pairs_min_gap=mos_pairs_gap, pairs_by=mos_pairs_by, allow_names=allow_names,
     )
     typer.echo(f"{db.name}: {len(db)} images, {len(db.labelled())} labelled; "
                f"scores computed {result.meta['computed']}, cached {result.meta['cached']}")

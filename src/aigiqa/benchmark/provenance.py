@@ -9,9 +9,10 @@ A benchmark scores every image of one database; what a number means depends on t
     :mod:`aigiqa.training.protocol`), with ``includes its training images`` when the benchmark
     database is the one it was trained on (the ``all`` row then mixes train and test parts).
 ``name_blind``
-    True unless the checkpoint was trained with file names or generator ids allowed. Scoring
-    itself never passes names: a metric is given decoded pixels and prompts. (Results written
-    by an aigiqa that did not record these say ``not recorded`` and None.)
+    True unless the checkpoint was trained with file names or generator ids allowed, or the
+    metric reads them when scoring (``reads_names``: only scored with ``aigiqa bench
+    --allow-names``, which passes them); other metrics are given decoded pixels and prompts.
+    (Results written by an aigiqa that did not record these say ``not recorded`` and None.)
 ``inference_protocol``
     The learned metric's inference protocol (e.g. MANIQA ``crops`` or ``resize``), "" if it has
     one only.
@@ -47,6 +48,8 @@ def describe(info: Mapping, database: str, root: str | None = None) -> dict[str,
         blind = bool(training.get("name_blind", True))
     else:
         text, blind = "not trained here", True
+    if prov.get("reads_names"):
+        blind = False
     return {"protocol": text, "name_blind": blind,
             "inference_protocol": str(prov.get("inference_protocol") or "")}
 
@@ -86,5 +89,6 @@ def section(meta: Mapping, metrics: Mapping[str, dict]) -> str:
             f"{html.escape(database)} with the weights named here. Protocol: how the weights were "
             "trained (aigiqa train records it in the checkpoint; weights trained elsewhere: not "
             "trained here). Name-blind: the model saw pixels and prompts only, no file names or "
-            "generator ids (scoring never passes them). Inference: the metric's inference "
+            "generator ids (scoring passes them only to a metric that reads them, with "
+            "--allow-names). Inference: the metric's inference "
             "protocol (its option protocol=).</p>")

@@ -30,13 +30,21 @@ import pandas as pd
 from tqdm import tqdm
 
 from aigiqa.benchmark.backends import Backend, Result, WorkItem, make_backend
+from aigiqa.benchmark.inputs import (
+    align_prompts,
+    check_prompts,
+    metric_texts,
+    read_prompts_csv,
+    resolve_metrics,
+)
 from aigiqa.errors import AigiqaError, MetricError
 from aigiqa.images import find_images
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.describe import metric_metadata
-from aigiqa.metrics.inputs import prompt_problem
-from aigiqa.metrics.registry import metric_from_spec, metrics_from_list
 from aigiqa.store.scores import ScoreStore, StoredScore, open_store, prompt_input_hash
+
+__all__ = ["BenchmarkResult", "ScoreTable", "read_prompts_csv", "resolve_metrics",
+           "run_benchmark", "score_files", "score_images"]
 
 
 @dataclass
@@ -71,60 +79,6 @@ class BenchmarkResult:
     evaluation: Any = None
 
 
-# Metrics and prompts ------------------------------------------------------------------------------
-def resolve_metrics(metrics: Sequence[Metric | str] | str) -> list[Metric]:
-    """Metric instances from instances and/or specs (``"name:opt=v"``, or one comma list);
-    the registry creates them. MetricError if none is given or a spec appears twice."""
-    if isinstance(metrics, str):
-        resolved = metrics_from_list(metrics)
-    else:
-        resolved = [_metric(item) for item in metrics]
-    if not resolved:
-        raise MetricError("no metric given")
-    specs = [m.spec for m in resolved]
-    duplicates = sorted({s for s in specs if specs.count(s) > 1})
-    if duplicates:
-        raise MetricError(f"metric(s) given twice: {', '.join(duplicates)}")
-    return resolved
-
-
-def _metric(item: Metric | str) -> Metric:
-    if isinstance(item, Metric):
-        return item
-    if isinstance(item, str):
-        return metric_from_spec(item)
-    raise MetricError(f"not a metric or metric spec: {item!r}")
-
-
-def _align_prompts(
-    prompts: Sequence[str | None] | Mapping[str, str] | None, names: list[str]
-) -> list[str | None]:
-    if prompts is None:
-        return [None] * len(names)
-    if isinstance(prompts, Mapping):
-        return [prompts.get(name) for name in names]
-    if isinstance(prompts, str):
-        raise AigiqaError("prompts must be a list aligned with the images or a name → prompt map")
-    aligned = list(prompts)
-    if len(aligned) != len(names):
-        raise AigiqaError(f"{len(names)} images but {len(aligned)} prompts")
-    return aligned
-
-
-def _check_prompts(metrics: list[Metric], names: list[str], prompts: list[str | None]) -> None:
-    """MetricError naming every image without a prompt if a prompt-aware metric is asked for."""
-    for metric in metrics:
-        if not metric.needs_prompt:
-            continue
-        missing = [names[i] for i, p in enumerate(prompts) if prompt_problem(p) is not None]
-        if missing:
-            raise MetricError(
-                f"metric {metric.spec!r} needs a prompt for every image; {len(missing)} of "
-                f"{len(names)} images have none (give prompts, e.g. --prompts CSV)",
-                missing,
-            )
-
-
 # The public API -----------------------------------------------------------------------------
 def score_images(
     paths: Sequence[str | Path],
@@ -132,6 +86,8 @@ def score_images(
     *,
     prompts: Sequence[str | None] | Mapping[str, str] | None = None,
     names: Sequence[str] | None = None,
+    generators: Sequence[str | None] | None = None,
+    allow_names: bool = False,
     store: ScoreStore | str | Path | None = None,
     workers: int = 1,
     batch_size: int = 8,
@@ -144,11 +100,13 @@ def score_images(
 
     ``paths``: n image files. ``metrics``: Metric instances or specs. ``prompts``: n prompts
     (aligned) or a name → prompt map; required by prompt-aware metrics. ``names``: labels used
-    in failures and for the prompt map (default: file names). ``store``: a ScoreStore, a SQLite
-    path, a URL, or None for an in-memory store. Cached failures are scored again only with
-    ``retry_failed``. ``backend``: ``"local"`` (``workers`` processes), ``"ray"`` (a local Ray
-    with ``workers`` CPUs, or the cluster at ``address``) or a Backend instance. Returns a
-    ScoreTable whose ``scores`` has n rows and one column per spec.
+    in failures and for the prompt map (default: file names). Name-blind unless ``allow_names``:
+    then a metric that reads names gets each image's name and ``generators`` entry through its
+    ``model_text`` (:mod:`aigiqa.benchmark.inputs`; refused without it). ``store``: a
+    ScoreStore, a SQLite path, a URL, or None for an in-memory store. Cached failures are scored
+    again only with ``retry_failed``. ``backend``: ``"local"`` (``workers`` processes),
+    ``"ray"`` (a local Ray with ``workers`` CPUs, or the cluster at ``address``) or a Backend
+    instance. Returns a ScoreTable whose ``scores`` has n rows and one column per spec.
     """
     if workers < 1:
         raise AigiqaError(f"workers must be at least 1, not {workers}")
@@ -165,9 +123,10 @@ def score_images(
     names = [p.name for p in paths] if names is None else [str(x) for x in names]
     if len(names) != n:
         raise AigiqaError(f"{n} images but {len(names)} names")
-    prompt_list = _align_prompts(prompts, names)
+    prompt_list = align_prompts(prompts, names)
     metric_list = resolve_metrics(metrics)
-    _check_prompts(metric_list, names, prompt_list)
+    check_prompts(metric_list, names, prompt_list)
+    texts = metric_texts(metric_list, prompt_list, names, generators, allow_names)
 
     db = open_store(store)
     try:
@@ -177,14 +136,12 @@ def score_images(
                   disable=not progress or n == 0, leave=False) as bar:
             content, load_errors = db.content_hashes(paths, progress=bar.update)
 
-        # Input hash of every (metric, image): the content hash, plus the prompt where it matters.
+        # Input hash of every (metric, image): the content hash, plus the text where it matters.
         inputs: list[list[str | None]] = []
-        for metric in metric_list:
-            if metric.needs_prompt:
-                inputs.append([
-                    None if h is None else prompt_input_hash(h, prompt_list[i])  # type: ignore[arg-type]
-                    for i, h in enumerate(content)
-                ])
+        for metric, text in zip(metric_list, texts, strict=True):
+            if metric.needs_prompt or metric.reads_names:
+                inputs.append([None if h is None else prompt_input_hash(h, text[i] or "")
+                               for i, h in enumerate(content)])
             else:
                 inputs.append(list(content))
 
@@ -200,18 +157,18 @@ def score_images(
             known.append(found)
         cached = sum(len(found) for found in known)
 
-        # Plan: each image that still needs some metric, each (metric, input) once.
+        # Plan: each image that still needs some metric, each (metric, input) once; one work
+        # item per text the image is read with (the prompt; a metric reading names: its own).
         scheduled: list[set[str]] = [set() for _ in metric_list]
         items: list[WorkItem] = []
         for i in range(n):
-            needs = []
+            needs: dict[str | None, list[tuple[int, str]]] = {}
             for j in range(len(metric_list)):
                 h = inputs[j][i]
                 if h is not None and h not in known[j] and h not in scheduled[j]:
                     scheduled[j].add(h)
-                    needs.append((j, h))
-            if needs:
-                items.append(WorkItem(str(paths[i]), prompt_list[i], tuple(needs)))
+                    needs.setdefault(texts[j][i], []).append((j, h))
+            items += [WorkItem(str(paths[i]), text, tuple(pairs)) for text, pairs in needs.items()]
         computed = sum(len(s) for s in scheduled)
 
         keys = [m.key for m in metric_list]
@@ -251,33 +208,6 @@ def score_images(
     finally:
         if db is not store:
             db.close()
-
-
-def read_prompts_csv(path: str | Path) -> dict[str, str]:
-    """Read a ``name,prompt`` CSV (header required) into {image name: prompt}."""
-    path = Path(path)
-    if not path.is_file():
-        raise AigiqaError(f"{path}: prompts file not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise AigiqaError(f"{path}: cannot read prompts CSV ({exc})") from exc
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    missing = [c for c in ("name", "prompt") if c not in frame.columns]
-    if missing:
-        raise AigiqaError(
-            f"{path}: prompts CSV lacks column(s) {', '.join(missing)}; it needs a header "
-            f"'name,prompt' (found: {', '.join(frame.columns) or 'none'})"
-        )
-    names = frame["name"].str.strip()
-    empty = [f"row {k + 2}: empty name" for k in np.flatnonzero((names == "").to_numpy())]
-    if empty:
-        raise AigiqaError(f"{path}: rows without an image name", empty)
-    dup = names[names.duplicated(keep=False)]
-    if not dup.empty:
-        problems = [f"row {k + 2}: {name!r}" for k, name in dup.items()]
-        raise AigiqaError(f"{path}: duplicate image names", problems)
-    return dict(zip(names, frame["prompt"], strict=True))
 
 
 def score_files(
@@ -335,6 +265,7 @@ def run_benchmark(
     accuracy_rule: str | None = None,
     pairs_min_gap: float | None = None,
     pairs_by: str = "prompt",
+    allow_names: bool = False,
 ) -> BenchmarkResult:
     """Score every image of a Database with every metric (cached), evaluate, and write outputs.
 
@@ -345,7 +276,8 @@ def run_benchmark(
     generator, split or all) pairwise accuracy under
     ``accuracy_rule`` (default: the database's own), with the per-group ``breakdown``. With
     ``out`` the files (scores.csv, results.csv, results.json, report.html[, groups.csv]) are
-    written there.
+    written there. ``allow_names``: metrics that read names get each record's name and
+    generator (refused without it; those rows say ``name_blind`` False).
     """
     from aigiqa import __version__
     from aigiqa.benchmark import provenance
@@ -363,7 +295,8 @@ def run_benchmark(
         raise MetricError(f"metric spec(s) {', '.join(clash)} clash with database columns")
     table = score_images(
         [rec.path for rec in database], metric_list, prompts=[rec.prompt for rec in database],
-        names=[rec.name for rec in database], store=store, workers=workers,
+        names=[rec.name for rec in database], generators=[rec.generator for rec in database],
+        allow_names=allow_names, store=store, workers=workers,
         batch_size=batch_size, progress=progress, retry_failed=retry_failed, backend=backend,
         address=address,
     )

@@ -45,6 +45,10 @@ class Metric:
     file_options: ClassVar[tuple[str, ...]] = ()
     #: Old option names still accepted (with a DeprecationWarning): old name → current name.
     deprecated_options: ClassVar[dict[str, str]] = {}
+    #: Whether the metric reads file names or generator ids (through :meth:`model_text`); a
+    #: metric may set it per instance from its options. Such a metric is refused unless names
+    #: are allowed (``aigiqa train --allow-names``, ``aigiqa bench --allow-names``).
+    reads_names: bool = False
 
     def __init__(self, **options: Any) -> None:
         options = self._renamed(options)
@@ -76,10 +80,17 @@ class Metric:
             out[new] = out.pop(old)
         return out
 
+    def model_text(self, prompt: str, name: str, generator: str) -> str:
+        """The text the metric reads for one image when names are allowed (default: the prompt
+        alone); a metric with :attr:`reads_names` builds it from the image's file name or
+        generator id, which the caller passes (the metric never parses a path itself)."""
+        return prompt
+
     def provenance(self) -> dict[str, Any]:
         """What produced the numbers beyond the options (learned metrics: the inference protocol
-        and the training protocol of a checkpoint aigiqa wrote); ``{}`` here."""
-        return {}
+        and the training protocol of a checkpoint aigiqa wrote); here ``reads_names: True`` for a
+        metric that reads names (it was given them: it is refused otherwise), else ``{}``."""
+        return {"reads_names": True} if self.reads_names else {}
 
     # The API ------------------------------------------------------------------------------------
     def score(self, images: Any, prompts: Any = None) -> np.ndarray:

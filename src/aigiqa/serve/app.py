@@ -101,7 +101,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     Raises ServeConfigError (one line naming the metric and the file) if one cannot be served.
     """
     config = config.validate()
-    served = load_served(config.metrics)
+    served = load_served(config.metrics, config.allow_names)
     infos = [metric_info(served_id, metric) for served_id, metric in served.items()]
 
     @asynccontextmanager

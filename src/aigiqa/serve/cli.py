@@ -25,7 +25,7 @@ def build_config(
     max_json_bytes: int = 1024 * 1024, max_file_bytes: int = 32 * 1024 * 1024,
     max_pixels: int = MAX_PIXELS, max_request_pixels: int = MAX_REQUEST_PIXELS,
     max_decoded_bytes: int = MAX_DECODED_BYTES, max_images: int = 64, max_metrics: int = 8,
-    timeout: float = 60.0, threads: int = 2,
+    timeout: float = 60.0, threads: int = 2, allow_names: bool = False,
 ) -> ServeConfig:
     """The validated ServeConfig of the CLI options (the metrics are not created yet)."""
     return ServeConfig(
@@ -35,6 +35,7 @@ def build_config(
         max_file_bytes=max_file_bytes, max_pixels=max_pixels,
         max_request_pixels=max_request_pixels, max_decoded_bytes=max_decoded_bytes,
         max_images=max_images, max_metrics=max_metrics, timeout_s=timeout, score_threads=threads,
+        allow_names=allow_names,
     ).validate()
 
 
@@ -70,6 +71,9 @@ def serve(
     timeout: Annotated[float, typer.Option(min=0.001, help="Per-request limit (s)")] = 60.0,
     threads: Annotated[int, typer.Option(
         min=1, help="Threads running Metric.score (and as many decoding)")] = 2,
+    allow_names: Annotated[bool, typer.Option(
+        "--allow-names/--name-blind", help="Serve metrics that read the generator (e.g. "
+        "clip-prompt-levels:generator_prefix=generator); requests give it per image")] = False,
 ) -> None:
     """Run the HTTP scoring service (POST /v1/score, GET /v1/metrics, /healthz, /docs)."""
     import uvicorn
@@ -83,6 +87,7 @@ def serve(
             max_json_bytes=max_json_bytes, max_file_bytes=max_file_bytes, max_pixels=max_pixels,
             max_request_pixels=max_request_pixels, max_decoded_bytes=max_decoded_bytes,
             max_images=max_images, max_metrics=max_metrics, timeout=timeout, threads=threads,
+            allow_names=allow_names,
         )
         application = create_app(config)  # creates and prepares every served metric
     except AigiqaError as exc:

@@ -48,6 +48,8 @@ class ServeConfig:
     timeout_s: float = 60.0  #: whole-request limit (HTTP 504 after it)
     #: threads running Metric.score (one batch per metric at a time), and as many decoding
     score_threads: int = 2
+    #: serve metrics that read the generator (``reads_names``); requests then give it per image
+    allow_names: bool = False
 
     def validate(self) -> ServeConfig:
         """Return self if every setting is usable; raise ServeConfigError naming the bad one."""

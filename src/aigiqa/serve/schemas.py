@@ -6,6 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Longest ``generator`` of an image, and what it may hold (one line, printable).
+MAX_GENERATOR_CHARS = 200
+GENERATOR_PATTERN = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
+
 
 class ImageRef(BaseModel):
     """One image of a JSON request: a file inside the server's allowed folder."""
@@ -17,6 +21,10 @@ class ImageRef(BaseModel):
     )
     prompt: str | None = Field(default=None, max_length=10_000,
                                description="Text prompt (needed by prompt-aware metrics)")
+    generator: str | None = Field(
+        default=None, min_length=1, max_length=MAX_GENERATOR_CHARS, pattern=GENERATOR_PATTERN,
+        description="Generator of the image, e.g. \"SD1.5\" (needed by metrics that read "
+        "names, served only with --allow-names)")
 
 
 class ScoreRequest(BaseModel):

@@ -13,10 +13,12 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Executor
+from pathlib import PurePosixPath
 
 import numpy as np
 
-from aigiqa.errors import AssetError, describe_error
+from aigiqa.errors import AssetError, MetricError, describe_error
+from aigiqa.metrics.base import Metric
 from aigiqa.serve.batching import MicroBatcher
 from aigiqa.serve.budget import DecodeBudget, Lease
 from aigiqa.serve.config import ServeConfig
@@ -91,7 +93,12 @@ class Scorer:
             futures: dict[str, asyncio.Future[float]] = {}
             for metric_id in ids:
                 batcher = self.batchers[metric_id]
-                futures[metric_id] = batcher.submit(image, item.prompt, lease.hold().release)
+                try:
+                    text = model_text(batcher.metric, item)
+                except MetricError as exc:
+                    result.errors[metric_id] = str(exc)
+                    continue
+                futures[metric_id] = batcher.submit(image, text, lease.hold().release)
             del image  # the batchers hold it now
             outcomes = await asyncio.gather(*futures.values(), return_exceptions=True)
         finally:
@@ -117,6 +124,18 @@ class Scorer:
             return describe_error(exc)
         lease.shrink(image.nbytes)
         return image
+
+
+def model_text(metric: Metric, item: Item) -> str | None:
+    """What ``metric`` reads for ``item``: its prompt, or for a metric that reads names (served
+    with ``--allow-names``) ``model_text(prompt, file name, generator)`` with the generator the
+    request gives (MetricError without one)."""
+    if not metric.reads_names:
+        return item.prompt
+    if item.generator is None:
+        raise MetricError(f"metric {metric.name!r} reads the generator of each image: give it "
+                          "('generator' of each image, or the 'generators' form field)")
+    return metric.model_text(item.prompt or "", PurePosixPath(item.name).name, item.generator)
 
 
 def _metric_failure(metric_id: str, exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException
 
-from aigiqa.errors import AigiqaError
+from aigiqa.errors import AigiqaError, MetricError
 from aigiqa.metrics.base import Metric
 from aigiqa.metrics.describe import metric_metadata
 from aigiqa.metrics.registry import list_metrics, metric_class, metric_from_spec
@@ -66,16 +66,20 @@ def parse_served(entries: Iterable[str]) -> list[ServedSpec]:
     return served
 
 
-def load_served(entries: Iterable[str]) -> dict[str, Metric]:
+def load_served(entries: Iterable[str], allow_names: bool = False) -> dict[str, Metric]:
     """Create and ``prepare`` every served metric, by id.
 
     ServeConfigError (one line) naming the entry and why it cannot be served: unknown metric, bad
-    option, missing or unreadable file.
+    option, missing or unreadable file, or a metric that reads names without ``allow_names``.
     """
     metrics: dict[str, Metric] = {}
     for item in parse_served(entries):
         try:
             metric = metric_from_spec(item.spec)
+            if metric.reads_names and not allow_names:
+                raise MetricError("it reads file names or generator ids, which the service "
+                                  "passes only with --allow-names (then each image of a "
+                                  "request gives its 'generator')")
             metric.prepare()
         except AigiqaError as exc:
             reason = " ".join(str(exc).split())

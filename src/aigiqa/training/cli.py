@@ -92,4 +92,5 @@ def train_command(
     typer.echo(f"protocol: --split {split}, tested on {where['database']} {where['target']}, "
                f"{'name-blind' if result.protocol['name_blind'] else 'names allowed'}")
     typer.echo(f"checkpoint: {result.checkpoint}\nresults: {result.result_file}")
-    typer.echo(f"score with: aigiqa bench --metrics '{result.bench_spec}' ...")
+    names = " --allow-names" if chosen.reads_names else ""
+    typer.echo(f"score with: aigiqa bench --metrics '{result.bench_spec}'{names} ...")

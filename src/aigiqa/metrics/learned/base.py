@@ -82,9 +82,6 @@ class LearnedMetric(TorchMetric):
     checkpoint_protocols: ClassVar[dict[str, str]] = {}
     #: ``protocol=auto`` for the default weights and for any other checkpoint.
     default_protocol: ClassVar[str] = ""
-    #: Whether the model reads file names or generator ids (:meth:`model_text`); training
-    #: refuses such a metric unless names are allowed (``aigiqa train --allow-names``).
-    reads_names: ClassVar[bool] = False
     #: (offset, scale) of the scores without an aigiqa checkpoint (default weights, or a
     #: released checkpoint that stores none): a model whose raw output is not its score sets it
     untrained_affine: ClassVar[tuple[float, float]] = (0.0, 1.0)
@@ -129,11 +126,6 @@ class LearnedMetric(TorchMetric):
         """Scores (B,) from the output of :meth:`feature_extractor` (B, ...)."""
         raise NotImplementedError
 
-    def model_text(self, prompt: str, name: str, generator: str) -> str:
-        """The text the model reads for one image when names are allowed (default: the prompt
-        alone); a metric with ``reads_names`` builds it from the file name or generator id."""
-        return prompt
-
     def default_weights_id(self) -> str:
         """Identity of the default weights (file hash, package version…); enters :attr:`key`."""
         return "default"
@@ -159,7 +151,8 @@ class LearnedMetric(TorchMetric):
         """What produced this metric's numbers: ``inference_protocol`` and, for a checkpoint
         written by ``aigiqa train``, the ``training`` protocol stored in it (split, databases,
         targets, ``name_blind``); ``{}`` for released or default weights."""
-        out: dict[str, Any] = {"inference_protocol": self.inference_protocol()}
+        out: dict[str, Any] = {"inference_protocol": self.inference_protocol(),
+                               **super().provenance()}
         ckpt = self.options["checkpoint"]
         if ckpt:
             import torch

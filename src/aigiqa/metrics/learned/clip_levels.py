@@ -24,8 +24,9 @@ all, ``logit_scale`` frozen).
 
 Options: ``model`` (open_clip architecture, ViT-B-32; IPCE used ViT-L-14), ``quick_gelu``
 (OpenAI's weights use QuickGELU), ``levels``, ``template``, ``patches``, ``train_patches``,
-``min_side``, ``whole_image``, ``freeze`` (``none``, ``text`` or ``image``: that tower is frozen;
-with a frozen image tower its features are computed once per image in training), ``pretrained``
+``min_side``, ``whole_image``, ``generator_prefix`` (below), ``freeze`` (``none``, ``text`` or
+``image``: that tower is frozen; with a frozen image tower its features are computed once per
+image in training), ``pretrained``
 (``auto``: OpenAI's CLIP weights of the architecture when found locally — aigiqa assets, the
 Hugging Face cache, ``~/.cache/clip`` — else random weights and a warning; ``none``: random).
 ``checkpoint=`` reads our checkpoints, or an OpenAI-CLIP state dict (IPCE's training script saves
@@ -33,8 +34,15 @@ one under ``model_state_dict``; LIQE releases one for ViT-B/32), loaded strictly
 repository publishes no trained weights; the team's challenge repository
 (woshidandan/Champion-Solution-for-CVPR-NTIRE-2024-Quality-Assessment-on-AIGC) links two ViT-L/14
 state dicts on Google Drive (``nomodelname.pth``, ``modelname.pth``: not checked here), which its
-final script scored with ``min_side=512`` and fused as ``q1 · q2 / 5``, the second model reading
-the generator name (from the file name) before the prompt: that model is not supported here.
+final script scored with ``min_side=512`` and fused as ``q1 · q2 / 5``.
+
+The second model reads the generator before the prompt: in that code (``ImageDataset.py``) its
+text is the prompt ``image_name.split('_')[0] + ' ' + prompt`` put into the same template, e.g.
+``a photo that badly matches 'SD1.5 a cat on a mat'``. ``generator_prefix`` (default ``none``)
+makes this a model that reads names (``reads_names``): ``name`` prefixes the file name up to its
+first ``_`` (IPCE's rule: ``LCM_SDXL_0001.png`` gives ``LCM``), ``generator`` the database's
+generator id. The name and generator come from the caller through :meth:`model_text` (training
+and ``aigiqa bench`` with ``--allow-names``; refused otherwise), never from a path here.
 
 Peng et al., AIGC Image Quality Assessment via Image-Prompt Correspondence (IPCE), CVPR Workshops
 (NTIRE) 2024; Zhang et al., Blind Image Quality Assessment via Vision-Language Correspondence: A
@@ -62,6 +70,8 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 IPCE_LEVELS = "badly,poorly,fairly,well,perfectly"
 IPCE_TEMPLATE = "a photo that {level} matches '{prompt}'"
+#: Values of the ``generator_prefix`` option (what is put before the prompt).
+PREFIXES = ("none", "name", "generator")
 _OPENAI_ONLY = ("input_resolution", "context_length", "vocab_size")
 
 
@@ -142,7 +152,8 @@ class ClipPromptLevels(LearnedMetric):
     defaults: ClassVar[dict[str, Any]] = {
         **LEARNED_DEFAULTS, "batch_size": 8, "model": "ViT-B-32", "quick_gelu": True,
         "levels": IPCE_LEVELS, "template": IPCE_TEMPLATE, "patches": 15, "train_patches": 8,
-        "min_side": 768, "whole_image": True, "freeze": "none", "pretrained": "auto"}
+        "min_side": 768, "whole_image": True, "freeze": "none", "pretrained": "auto",
+        "generator_prefix": "none"}
     mean: ClassVar[tuple[float, float, float]] = OPENAI_MEAN
     std: ClassVar[tuple[float, float, float]] = OPENAI_STD
     #: an untrained model / a released checkpoint scores IPCE's 5 (E - 1) / (K - 1)
@@ -169,6 +180,9 @@ class ClipPromptLevels(LearnedMetric):
             problems.append(f"freeze={o['freeze']!r} (none, text or image)")
         if o["pretrained"] not in ("auto", "none"):
             problems.append(f"pretrained={o['pretrained']!r} (auto or none)")
+        if o["generator_prefix"] not in PREFIXES:
+            problems.append(f"generator_prefix={o['generator_prefix']!r} "
+                            f"({', '.join(PREFIXES)})")
         if problems:
             raise MetricError(f"metric {self.name!r}: invalid options", problems)
         import open_clip
@@ -183,6 +197,8 @@ class ClipPromptLevels(LearnedMetric):
             raise MetricError(f"metric {self.name!r}: min_side={o['min_side']} is smaller than "
                               f"the model's {self.patch_size}-pixel patches")
         self._tokenizer: Any = None
+        #: an instance that prefixes the generator reads names (refused unless they are allowed)
+        self.reads_names = o["generator_prefix"] != "none"
 
     @property
     def levels(self) -> list[str]:
@@ -261,6 +277,19 @@ class ClipPromptLevels(LearnedMetric):
             views.append(F.interpolate(full[None], size=(size, size), mode="bilinear",
                                        align_corners=False)[0])
         return torch.stack(views)
+
+    def model_text(self, prompt: str, name: str, generator: str) -> str:
+        """The prompt with ``generator_prefix``'s generator before it, space-separated (IPCE's
+        second model); the prompt alone with ``generator_prefix=none``, and an empty prompt stays
+        empty (the image is then refused for want of a prompt, as without names)."""
+        mode = self.options["generator_prefix"]
+        if mode == "none" or not prompt.strip():
+            return prompt
+        prefix = (name.split("_", 1)[0] if mode == "name" else generator).strip()
+        if not prefix:
+            raise MetricError(f"metric {self.name!r}: generator_prefix={mode} but image "
+                              f"{name!r} has no {'file name' if mode == 'name' else 'generator'}")
+        return f"{prefix} {prompt}"
 
     def texts(self, prompts: Sequence[str] | None, n: int) -> list[str]:
         """The K level texts of each prompt, prompt-major (B·K)."""
