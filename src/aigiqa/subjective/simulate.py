@@ -3,6 +3,8 @@
 Model (the one :mod:`aigiqa.subjective.mle` estimates): ``X_es = ψ_e + Δ_s + υ_s · N(0, 1)``,
 rounded to ``step`` and clipped to ``scale``; "random" subjects instead answer uniformly on the
 scale (what BT.500 screening should catch). Seeded: the same arguments give the same table.
+Paired comparisons: :func:`simulate_pair_raters` (Thurstone raters with lapses and a position
+bias, qualities in JND units), judging pairs on demand (for adaptive sampling).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SimulatedStudy", "simulate_ratings"]
+__all__ = ["JND_SIGMA", "SimulatedPairRaters", "SimulatedStudy", "simulate_pair_raters",
+           "simulate_ratings"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,44 @@ def simulate_ratings(n_images: int = 200, n_subjects: int = 21, *, seed: int = 0
                           bias=pd.Series(bias, index=subjects),
                           inconsistency=pd.Series(upsilon, index=subjects),
                           random_subjects=tuple(subjects[n_subjects - random_subjects:]))
+
+
+JND_SIGMA = 1.0 / 0.6744897501960817  # Φ(1/σ) = 0.75: one JND is a 75 % preference
+
+
+@dataclass(frozen=True)
+class SimulatedPairRaters:
+    """Raters of paired comparisons with a known truth (qualities in JND units).
+
+    A judgement of ``(a, b)`` shows a on the left or right at random; the rater picks the left
+    image with probability ``lapse/2 + (1 - lapse) Φ((q_left - q_right + bias_r) / σ)``,
+    σ = :data:`JND_SIGMA` (a difference of 1 JND is preferred 75 % of the time), ``bias_r`` the
+    rater's position bias toward the left image (JND). Seeded by ``seed`` of
+    :func:`simulate_pair_raters`.
+    """
+
+    quality: np.ndarray
+    position_bias: np.ndarray
+    lapse: float
+    rng: np.random.Generator
+
+    def judge(self, a: int, b: int, rater: int) -> str:
+        """The outcome ("a" or "b") of rater ``rater`` comparing items ``a`` and ``b``."""
+        left_is_a = self.rng.random() < 0.5
+        left, right = (a, b) if left_is_a else (b, a)
+        if self.rng.random() < self.lapse:
+            picks_left = self.rng.random() < 0.5
+        else:
+            diff = self.quality[left] - self.quality[right] + self.position_bias[rater]
+            picks_left = self.rng.standard_normal() * JND_SIGMA < diff
+        return "a" if picks_left == left_is_a else "b"
+
+
+def simulate_pair_raters(n_items: int = 200, spread: float = 1.0, n_raters: int = 20, *,
+                         lapse: float = 0.05, position_bias: float = 0.2,
+                         seed: int = 0) -> SimulatedPairRaters:
+    """Qualities ~ N(0, spread²) JND, rater position biases ~ N(position_bias, (bias/2)²)."""
+    rng = np.random.default_rng(seed)
+    quality = rng.normal(0.0, spread, n_items)
+    bias = rng.normal(position_bias, abs(position_bias) / 2, n_raters)
+    return SimulatedPairRaters(quality, bias, lapse, rng)
