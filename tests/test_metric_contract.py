@@ -131,6 +131,17 @@ def _clip_levels(name: str) -> Setup:
     return Setup(write, learned.rewrite)
 
 
+def _fused(name: str) -> Setup:
+    """A tiny PickScore-style CLIP folder, then the metric's default weights as its checkpoint."""
+    from tiny_weights import hf_clip_folder
+
+    def write(folder: Path) -> dict[str, Any]:
+        hf_clip_folder(folder / "pick", 0)
+        return _learned(name, clip=str(folder / "pick")).options(folder)
+
+    return Setup(write, _learned(name).rewrite)
+
+
 def setup_of(name: str) -> Setup:
     """How ``name`` is tested (the built-ins that read files need one here)."""
     from tiny_weights import TINY_RN, TINY_RN_CONFIG, TINY_VIT, TINY_VIT_CONFIG
@@ -152,6 +163,8 @@ def setup_of(name: str) -> Setup:
         return _blip(0 if name == "imagereward" else 1)
     if name == "clip-prompt-levels":
         return _clip_levels(name)
+    if name == "fused-quality-alignment":
+        return _fused(name)
     if metric_class(name).kind == "learned":
         faster = {"num_crops": 1} if name == "maniqa" else {}  # its 20 ViT-B/8 crops are slow
         return _learned(name, **faster)

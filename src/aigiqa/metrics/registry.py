@@ -27,6 +27,7 @@ _BUILTIN_MODULES = (
     "aigiqa.metrics.learned.maniqa",
     "aigiqa.metrics.learned.musiq",
     "aigiqa.metrics.learned.clip_levels",
+    "aigiqa.metrics.learned.fused_quality",
     "aigiqa.metrics.alignment.clipiqa",
     "aigiqa.metrics.alignment.clipscore",
     "aigiqa.metrics.alignment.pickscore",
