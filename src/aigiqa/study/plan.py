@@ -200,28 +200,39 @@ def create_study(store_url: str | Path, database, root: str | Path | None = None
                  n_trials={label: len(t) for label, t in plan.items()})
 
 
-def _check_options(n_images: int, subjects: int, design: str, ratings_per_image: int | None,
-                   training: int, repeats: int, session_size: int,
-                   scale: tuple[float, float, float]) -> None:
+def check_design(n_units: int, units: str, subjects: int, design: str, per_unit: int | None,
+                 per_option: str, judged: str, training: int, repeats: int,
+                 session_size: int) -> int:
+    """Check the options a rating and a pair study share; returns K (subjects per image or
+    pair). ``units``: what the study shows (``images``, ``candidate pairs``); ``per_option``
+    the option naming K; ``judged``: how one unit is answered (``rated``, ``judged``)."""
     def whole(value, option: str, low: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise StudyError(f"{option}={value!r} is invalid; use an integer >= {low}")
 
-    if n_images == 0:
-        raise StudyError("the database has no images to rate")
     whole(subjects, "subjects", 1)
     if design not in DESIGNS:
         raise StudyError(f"design={design!r} is unknown; use one of {list(DESIGNS)}")
     if design == "balanced":
-        whole(ratings_per_image, "ratings_per_image", 1)
-        if ratings_per_image > subjects:  # type: ignore[operator]
-            raise StudyError(f"ratings_per_image={ratings_per_image} is more than subjects="
-                             f"{subjects}: each image is rated by distinct subjects")
+        whole(per_unit, per_option, 1)
+        if per_unit > subjects:  # type: ignore[operator]
+            raise StudyError(f"{per_option}={per_unit} is more than subjects={subjects}: each "
+                             f"{units.split()[-1].rstrip('s')} is {judged} by distinct subjects")
     whole(training, "training", 0)
-    if training > n_images:
-        raise StudyError(f"training={training} is more than the {n_images} images")
+    if training > n_units:
+        raise StudyError(f"training={training} is more than the {n_units} {units}")
     whole(repeats, "repeats", 0)
     whole(session_size, "session_size", 0)
+    return subjects if design == "full" else int(per_unit)  # type: ignore[arg-type]
+
+
+def _check_options(n_images: int, subjects: int, design: str, ratings_per_image: int | None,
+                   training: int, repeats: int, session_size: int,
+                   scale: tuple[float, float, float]) -> None:
+    if n_images == 0:
+        raise StudyError("the database has no images to rate")
+    check_design(n_images, "images", subjects, design, ratings_per_image, "ratings_per_image",
+                 "rated", training, repeats, session_size)
     if len(scale) != 3 or not all(isinstance(x, int | float) and math.isfinite(x)
                                   for x in scale):
         raise StudyError(f"scale={scale!r} is invalid; use (lo, hi, step) numbers")

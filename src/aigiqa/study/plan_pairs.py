@@ -31,7 +31,7 @@ import numpy as np
 
 from aigiqa.store.study import StudyError, StudyStore
 from aigiqa.store.study_pairs import PairSettings, PairStore, PlannedPair
-from aigiqa.study.plan import DESIGNS, Study, SubjectLink, assign_images, order_trials
+from aigiqa.study.plan import Study, SubjectLink, assign_images, check_design, order_trials
 
 GROUP_BY = ("prompt", "all")
 #: Most candidate pairs a plan may hold (``group_by="all"`` on n images gives n(n-1)/2).
@@ -107,8 +107,8 @@ def create_pair_study(store_url: str | Path, database, root: str | Path | None =
         raise StudyError(f"{db.info.name}: no {group_by} group has two images, so there is no "
                          "pair to compare" + ("; --pair-group all compares any two images"
                                               if group_by == "prompt" else ""))
-    k = _check_options(len(pairs), subjects, design, judgements_per_pair, training, repeats,
-                       session_size)
+    k = check_design(len(pairs), "candidate pairs", subjects, design, judgements_per_pair,
+                     "judgements_per_pair", "judged", training, repeats, session_size)
     rng = np.random.default_rng(seed)
     sampler = sampler or BalancedPairs(len(pairs), subjects, design, k, rng)
     practice = [pairs[int(i)] for i in rng.choice(len(pairs), size=training, replace=False)]
@@ -148,24 +148,3 @@ def create_pair_study(store_url: str | Path, database, root: str | Path | None =
                  n_pairs=len(pairs), n_left_out=len(alone))
 
 
-def _check_options(n_pairs: int, subjects: int, design: str, judgements_per_pair: int | None,
-                   training: int, repeats: int, session_size: int) -> int:
-    """Checked options; returns K (subjects per pair)."""
-    def whole(value, option: str, low: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise StudyError(f"{option}={value!r} is invalid; use an integer >= {low}")
-
-    whole(subjects, "subjects", 1)
-    if design not in DESIGNS:
-        raise StudyError(f"design={design!r} is unknown; use one of {list(DESIGNS)}")
-    if design == "balanced":
-        whole(judgements_per_pair, "judgements_per_pair", 1)
-        if judgements_per_pair > subjects:  # type: ignore[operator]
-            raise StudyError(f"judgements_per_pair={judgements_per_pair} is more than "
-                             f"subjects={subjects}: each pair is judged by distinct subjects")
-    whole(training, "training", 0)
-    if training > n_pairs:
-        raise StudyError(f"training={training} is more than the {n_pairs} candidate pairs")
-    whole(repeats, "repeats", 0)
-    whole(session_size, "session_size", 0)
-    return subjects if design == "full" else int(judgements_per_pair)  # type: ignore[arg-type]

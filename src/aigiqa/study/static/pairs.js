@@ -91,37 +91,17 @@
     const ms = shownAt === null ? null : Math.round(performance.now() - shownAt);
     const body = JSON.stringify({ trial_id: state.trial.id, choice, submission_id: submissionId,
                                   response_ms: ms });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await fetch("/api/s/" + encodeURIComponent(boot.token) + "/choices", {
-          method: "POST", body, credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        });
-        if (r.ok) {
-          state = (await r.json()).state;
-          busy = false;
-          render();
-          return;
-        }
-        if (r.status === 409) {  // another tab moved on: take the server's state
-          state = await (await fetch("/api/s/" + encodeURIComponent(boot.token) + "/state")).json();
-          busy = false;
-          render();
-          return;
-        }
-        if (r.status < 500) {
-          const err = await r.json().catch(() => ({}));
-          const detail = Array.isArray(err.detail)
-            ? err.detail.map((e) => e.msg).join("; ") : err.detail;
-          $("status").textContent = "Not saved: " + (detail || "error " + r.status);
-          busy = false;
-          refreshControls();
-          return;
-        }
-      } catch (err) { /* network error: retry below with the same submission id */ }
+    const out = await window.aigiqaPost(boot.token, "choices", body, csrf, () => {
       $("status").textContent = "Connection problem – retrying…";
-      await new Promise((ok) => setTimeout(ok, Math.min(8000, 500 * 2 ** attempt)));
+    });
+    busy = false;
+    if (out.error !== undefined) {
+      $("status").textContent = "Not saved: " + out.error;
+      refreshControls();
+      return;
     }
+    state = out.state;
+    render();
   }
 
   document.addEventListener("keydown", (ev) => {

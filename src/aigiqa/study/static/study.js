@@ -106,37 +106,17 @@
     refreshControls();
     const body = JSON.stringify({ trial_id: state.trial.id, value: Number(slider.value),
                                   submission_id: submissionId });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await fetch("/api/s/" + encodeURIComponent(boot.token) + "/ratings", {
-          method: "POST", body, credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        });
-        if (r.ok) {
-          state = (await r.json()).state;
-          busy = false;
-          render();
-          return;
-        }
-        if (r.status === 409) {  // another tab moved on: take the server's state
-          state = await (await fetch("/api/s/" + encodeURIComponent(boot.token) + "/state")).json();
-          busy = false;
-          render();
-          return;
-        }
-        if (r.status < 500) {
-          const body = await r.json().catch(() => ({}));
-          const detail = Array.isArray(body.detail)
-            ? body.detail.map((e) => e.msg).join("; ") : body.detail;
-          $("status").textContent = "Not saved: " + (detail || "error " + r.status);
-          busy = false;
-          refreshControls();
-          return;
-        }
-      } catch (err) { /* network error: retry below with the same submission id */ }
+    const out = await window.aigiqaPost(boot.token, "ratings", body, csrf, () => {
       $("status").textContent = "Connection problem – retrying…";
-      await new Promise((ok) => setTimeout(ok, Math.min(8000, 500 * 2 ** attempt)));
+    });
+    busy = false;
+    if (out.error !== undefined) {
+      $("status").textContent = "Not saved: " + out.error;
+      refreshControls();
+      return;
     }
+    state = out.state;
+    render();
   }
 
   document.addEventListener("keydown", (ev) => {
