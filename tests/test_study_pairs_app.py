@@ -256,3 +256,27 @@ def test_cli_create_and_export_pairs(tmp_path):
         str(store), "--mode", "duel", *options])
     assert bad.exit_code == 2 and "--mode 'duel' is unknown" in bad.output
 
+
+
+def test_the_web_scores_refuse_a_fit_larger_than_their_memory_bound(tmp_path, monkeypatch):
+    import aigiqa.study.pairs_app as pairs_app
+
+    db = pair_database(tmp_path / "db")
+    url = str(tmp_path / "s.db")
+    st = create_pair_study(url, db, subjects=1, training=0, group_by="all", seed=0)
+    token = st.subjects[0].token
+    with TestClient(create_app(url)) as client:
+        csrf = csrf_of(client, token)
+        for k in range(12):
+            trial = client.get(f"/api/s/{token}/state").json()["trial"]["id"]
+            assert choose(client, token, trial, "left", f"l{k}", csrf).status_code == 200
+        n_images = len(set(pd.read_csv(io.StringIO(
+            client.get(st.admin_path + "/comparisons.csv").text))[["a", "b"]].stack()))
+        monkeypatch.setattr(pairs_app, "MAX_WEB_FIT_ITEMS", n_images - 1)
+        refused = client.get(st.admin_path + "/pair-scores.csv")
+        monkeypatch.setattr(pairs_app, "MAX_WEB_FIT_ITEMS", n_images)
+        allowed = client.get(st.admin_path + "/pair-scores.csv")
+    assert refused.status_code == 409
+    assert f"{n_images:,} images, more than {n_images - 1:,}" in refused.json()["detail"]
+    assert "aigiqa study export" in refused.json()["detail"]
+    assert allowed.status_code == 200

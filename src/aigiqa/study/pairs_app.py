@@ -121,6 +121,11 @@ class PairPages:
             "total": int(progress["total"].sum())})
 
 
+#: The most images one scaling fit of the web export may have (a dense n × n Hessian: 2,000
+#: images ≈ 32 MB a matrix); larger studies are scaled by ``aigiqa study export``.
+MAX_WEB_FIT_ITEMS = 2_000
+
+
 def add_pair_routes(app: FastAPI, store: StudyStore, templates, images: ImageFiles,
                     images_root, subject_or_404, admin_or_404) -> PairPages:
     """Add the pair routes to ``app``; returns the pages the app's shared routes hand to."""
@@ -182,7 +187,7 @@ def add_pair_routes(app: FastAPI, store: StudyStore, templates, images: ImageFil
         frame = comparisons_table(pairs, study.id)
         try:
             scores = pair_scores(frame, pairs.settings(study.id).group_by, model=model,
-                                 ties=ties, alpha=alpha)
+                                 ties=ties, alpha=alpha, max_items=MAX_WEB_FIT_ITEMS)
         except ComparisonError as exc:  # nothing judged yet, or not scalable yet
             raise HTTPException(409, str(exc)) from None
         return Response(scores.to_csv(index=False, float_format="%.10g"), media_type="text/csv",

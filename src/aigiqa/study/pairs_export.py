@@ -98,14 +98,24 @@ def repeat_agreement(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def pair_scores(frame: pd.DataFrame, group_by: str, *, model: str = "bt",
-                ties: str = "rao-kupper", alpha: float = DEFAULT_ALPHA) -> pd.DataFrame:
+                ties: str = "rao-kupper", alpha: float = DEFAULT_ALPHA,
+                max_items: int | None = None) -> pd.DataFrame:
     """scale_pairs of the rating comparisons of ``frame`` (one fit per group when grouped by
-    prompt); ComparisonError if there are none or they cannot be scaled."""
+    prompt); ComparisonError if there are none or they cannot be scaled, or if one fit has
+    more than ``max_items`` images (the fit's Hessian is dense: n² floats)."""
     from aigiqa.subjective import scale_pairs
 
     rated = frame[frame["kind"] == "rating"].reset_index(drop=True)
     if rated.empty:
         raise ComparisonError("no rating comparison yet: nothing to scale")
+    if max_items is not None:
+        groups = rated["group"] if group_by == "prompt" else pd.Series(0, index=rated.index)
+        sides = pd.concat([pd.DataFrame({"g": groups, "x": rated[c]}) for c in ("a", "b")])
+        largest = int(sides.drop_duplicates().groupby("g").size().max())
+        if largest > max_items:
+            raise ComparisonError(
+                f"one fit would scale {largest:,} images, more than {max_items:,} (its memory "
+                "grows with the square): run 'aigiqa study export' on the study's store")
     return scale_pairs(rated[["group", "a", "b", "outcome", "annotator"]], model, ties,
                        alpha=alpha, by_group=group_by == "prompt")
 
