@@ -3,17 +3,18 @@ latency; absolute ratings planned by CI vs the uniform design.
 
 Pairs: 200 items with true qualities ~ N(0, spread²) in JND units (1 JND = 75 % preference),
 seeded simulated raters (20; Thurstone noise, 5 % lapses, a left-position bias ~ N(0.2, 0.1²)
-JND, left/right at random). Random pairs vs :class:`AdaptivePairSampler` (defaults; ``--criterion
-information`` for the mutual-information one), both scaled
-with ``scale_pairs(model="thurstone", alpha=0.01)`` at checkpoints (×1.1 apart); "needed" is
-the first checkpoint where the SRCC of the scale to the truth reaches the target (log-linear
-between checkpoints), averaged over seeds. Latency: next_pair and update with 1,000 items
-after 3,000 judgements. Ratings: 200 images, true MOS ~ U(20, 80) on 0–100, per-image rating
-sd ~ U(5, 25), ratings clipped to the scale; 15 ratings per image in all; uniform vs 3 each
-then ``plan_ratings`` rounds of 200 (both objectives). CI columns: from the ratings' sample
-std (what a study sees) and from the true sd (``true_*``).
+JND, left/right at random). Random pairs vs :class:`AdaptivePairSampler` (defaults;
+``--criterion information`` for the mutual-information one, ``--batch mst`` for batches of
+spanning trees), both scaled with ``scale_pairs(model="thurstone", alpha=0.01)`` at checkpoints
+(×1.1 apart); "needed" is the first checkpoint where the SRCC of the scale to the truth reaches
+the target (log-linear between checkpoints), averaged over seeds. Latency: next_pair and update
+with 1,000 items after 3,000 judgements. Ratings: 200 images, true MOS ~ U(20, 80) on 0–100,
+per-image rating sd ~ U(5, 25), ratings clipped to the scale; 15 ratings per image in all;
+uniform vs 3 each then ``plan_ratings`` rounds of 200 (both objectives). CI columns: from the
+ratings' sample std (what a study sees) and from the true sd (``true_*``).
 
     .venv/bin/python benchmarks/adaptive.py [--quick] [--seeds 3] [--criterion information]
+        [--batch mst] [--spreads 0.5 1]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scipy import stats  # noqa: E402
 from aigiqa.errors import ComparisonError  # noqa: E402
 from aigiqa.subjective import scale_pairs  # noqa: E402
 from aigiqa.subjective.adaptive import CRITERIA, AdaptivePairSampler  # noqa: E402
+from aigiqa.subjective.adaptive_batch import BATCHES  # noqa: E402
 from aigiqa.subjective.adaptive_ratings import plan_ratings  # noqa: E402
 from aigiqa.subjective.simulate import simulate_pair_raters  # noqa: E402
 
@@ -48,13 +50,13 @@ def checkpoints(cap: int) -> list[int]:
 
 
 def run_pairs(method: str, n: int, spread: float, seed: int, cap: int,
-              criterion: str = "variance") -> list[tuple[int, float]]:
+              criterion: str = "variance", batch: str = "greedy") -> list[tuple[int, float]]:
     """(comparisons, SRCC) at each checkpoint until the last target holds twice running."""
     raters = simulate_pair_raters(n, spread, N_RATERS, seed=seed)
     names = [f"i{k:04d}" for k in range(n)]
     code = {x: k for k, x in enumerate(names)}
     rng = np.random.default_rng(10_000 + seed)
-    sampler = AdaptivePairSampler(names, seed=seed, criterion=criterion) \
+    sampler = AdaptivePairSampler(names, seed=seed, criterion=criterion, batch=batch) \
         if method == "adaptive" else None
     rows_a, rows_b, rows_o, curve = [], [], [], []
     todo = checkpoints(cap)
@@ -101,12 +103,12 @@ def needed(curve: list[tuple[int, float]], target: float) -> float:
     return float("nan")
 
 
-def pairs_table(spreads, seeds, n, cap, criterion) -> None:
-    print(f"\npairs: {n} items, {len(seeds)} seed(s), criterion {criterion!r}, comparisons to "
-          f"reach SRCC (mean ± sd over seeds; cap {cap:,})")
+def pairs_table(spreads, seeds, n, cap, criterion, batch="greedy") -> None:
+    print(f"\npairs: {n} items, {len(seeds)} seed(s), criterion {criterion!r}, batch {batch!r}, "
+          f"comparisons to reach SRCC (mean ± sd over seeds; cap {cap:,})")
     print(f"{'spread (JND)':>12} | {'target':>6} | {'random':>14} | {'adaptive':>14} | ratio")
     for spread in spreads:
-        got = {m: [run_pairs(m, n, spread, s, cap, criterion) for s in seeds]
+        got = {m: [run_pairs(m, n, spread, s, cap, criterion, batch) for s in seeds]
                for m in ("random", "adaptive")}
         for target in TARGETS:
             cells = {}
@@ -120,11 +122,12 @@ def pairs_table(spreads, seeds, n, cap, criterion) -> None:
                   f"{ratio:5.2f}x", flush=True)
 
 
-def latency(n: int = 1000, warm: int = 3000, calls: int = 300, criterion="variance") -> None:
+def latency(n: int = 1000, warm: int = 3000, calls: int = 300, criterion="variance",
+            batch="greedy") -> None:
     raters = simulate_pair_raters(n, 1.0, N_RATERS, seed=0)
     names = [f"i{k:04d}" for k in range(n)]
     code = {x: k for k, x in enumerate(names)}
-    sampler = AdaptivePairSampler(names, seed=0, criterion=criterion)
+    sampler = AdaptivePairSampler(names, seed=0, criterion=criterion, batch=batch)
     rng = np.random.default_rng(0)
     for t in range(warm):  # a study under way: random judgements (a cheap warm-up)
         i, j = rng.choice(n, 2, replace=False)
@@ -142,8 +145,8 @@ def latency(n: int = 1000, warm: int = 3000, calls: int = 300, criterion="varian
     sampler.refit_posterior()
     refit = time.perf_counter() - t0
     pick_ms, upd_ms = np.array(pick) * 1e3, np.array(upd) * 1e3
-    print(f"\nlatency ({criterion!r}), {n} items after {warm:,} judgements, {calls} calls: "
-          f"next_pair p50 "
+    print(f"\nlatency ({criterion!r}, {batch!r}), {n} items after {warm:,} judgements, "
+          f"{calls} calls: next_pair p50 "
           f"{np.median(pick_ms):.1f} ms, p99 {np.percentile(pick_ms, 99):.1f} ms; update p50 "
           f"{np.median(upd_ms):.1f} ms, p99 {np.percentile(upd_ms, 99):.1f} ms (a refit, "
           f"{refit * 1e3:.0f} ms, falls on 2 % growth steps, at least n/4 judgements apart)")
@@ -203,16 +206,18 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=80_000)
     parser.add_argument("--only", choices=("pairs", "latency", "ratings"))
     parser.add_argument("--criterion", choices=CRITERIA, default="variance")
+    parser.add_argument("--batch", choices=BATCHES, default="greedy")
+    parser.add_argument("--spreads", type=float, nargs="+", help="default 0.5 1 2 (quick: 0.5 2)")
     args = parser.parse_args()
     seeds = range(1 if args.quick else args.seeds)
-    spreads = (0.5, 2.0) if args.quick else (0.5, 1.0, 2.0)
+    spreads = args.spreads or ((0.5, 2.0) if args.quick else (0.5, 1.0, 2.0))
     t0 = time.perf_counter()
     if args.only in (None, "latency"):
-        latency(criterion=args.criterion)
+        latency(criterion=args.criterion, batch=args.batch)
     if args.only in (None, "ratings"):
         ratings_table(range(3 if args.quick else 10))
     if args.only in (None, "pairs"):
-        pairs_table(spreads, seeds, args.items, args.cap, args.criterion)
+        pairs_table(spreads, seeds, args.items, args.cap, args.criterion, args.batch)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 

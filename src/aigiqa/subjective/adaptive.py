@@ -51,6 +51,10 @@ tell the most about the scores. Differences from ASAP, for speed and accuracy at
 
   Evaluated for all n(n − 1)/2 pairs (float32, upper triangle in row blocks), argmax; see
   benchmarks/adaptive.py for the latency at 1,000 items.
+- **Batch** (``batch=``): ``"greedy"`` (default) asks for the criterion's argmax each time;
+  ``"mst"`` asks for the n − 1 pairs of a maximum spanning tree of the criterion (ASAP-approx,
+  Hybrid-MST: :mod:`aigiqa.subjective.adaptive_batch`), best first, and builds the next tree
+  when these are used up or after a refit: every item is compared once per batch.
 
 Ties between equal criteria are broken by a seeded shuffle of the items, so a fresh sampler
 does not walk the item list in order. A subject is never offered a pair they already judged
@@ -68,6 +72,7 @@ import pandas as pd
 from scipy import special
 
 from aigiqa.errors import ComparisonError
+from aigiqa.subjective.adaptive_batch import BATCHES, take_from_batch
 from aigiqa.subjective.adaptive_fit import laplace_posterior
 
 __all__ = ["CRITERIA", "AdaptivePairSampler", "pair_information", "variance_reduction"]
@@ -130,12 +135,13 @@ class AdaptivePairSampler:
     does) of judgements so far: counted, then one refit (e.g. to restart an app's sampler).
     ``seed`` fixes the tie-breaking shuffle and the left/right order of proposed pairs.
     ``prior_sd``: the prior sd of the scores (σ units); None: estimated (module doc).
+    ``batch``: ``"greedy"`` or ``"mst"`` (spanning-tree batches; module doc).
     """
 
     def __init__(self, items: Sequence[str], *, model: str = "thurstone",
                  prior_sd: float | None = None, lapse: float = 0.05, tie_margin: float = 0.25,
-                 refit: float = 0.02, criterion: str = "variance", seed: int = 0,
-                 comparisons: pd.DataFrame | None = None) -> None:
+                 refit: float = 0.02, criterion: str = "variance", batch: str = "greedy",
+                 seed: int = 0, comparisons: pd.DataFrame | None = None) -> None:
         names = list(items)
         bad = [repr(x) for x in names if not (isinstance(x, str) and x)]
         if bad:
@@ -152,7 +158,11 @@ class AdaptivePairSampler:
         if criterion not in CRITERIA:
             raise ComparisonError(f"unknown criterion {criterion!r}; choose one of "
                                   f"{list(CRITERIA)}")
-        self.criterion = criterion
+        if batch not in BATCHES:
+            raise ComparisonError(f"unknown batch {batch!r}; choose one of {list(BATCHES)}")
+        self.criterion, self.batch = criterion, batch
+        self._batch_pairs: list[tuple[int, int]] = []  # batch="mst": the tree's pairs left
+        self._batch_refits = -1
         checks = (("prior_sd", 1.0 if prior_sd is None else prior_sd, "> 0", lambda x: x > 0),
                   ("lapse", lapse, "in [0, 1)", lambda x: 0 <= x < 1),
                   ("tie_margin", tie_margin, "> 0", lambda x: x > 0),
@@ -325,15 +335,24 @@ class AdaptivePairSampler:
         return float(variance_reduction(m, v, u2, self.sigma))
 
     def next_pair(self, subject=None, exclude: Iterable[tuple[str, str]] = ()) -> tuple[str, str]:
-        """The pair with the largest expected information gain, in a seeded random left/right
-        order; never a self-pair, a pair in ``exclude``, or (while another is left) a pair
-        ``subject`` already judged. ComparisonError when every pair is excluded."""
-        gain = self.information()
+        """The pair with the largest expected information gain (``batch="mst"``: the next pair
+        of the current spanning tree), in a seeded random left/right order; never a self-pair,
+        a pair in ``exclude``, or (while another is left) a pair ``subject`` already judged.
+        ComparisonError when every pair is excluded."""
         skip = [self._pair(a, b) for a, b in self._pairs_of(exclude)]
+        seen = self._seen.get(subject, set()) if subject is not None else set()
+        picked = take_from_batch(self, set(skip), seen) if self.batch == "mst" else None
+        i, j = picked if picked is not None else self._best_pair(skip, seen)
+        if self._rng.random() < 0.5:
+            i, j = j, i
+        return self.items[i], self.items[j]
+
+    def _best_pair(self, skip, seen) -> tuple[int, int]:
+        gain = self.information()
         if skip:
             rows, cols = np.array(skip).T
             gain[rows, cols] = -np.inf
-        seen = np.array(sorted(self._seen.get(subject, ()))) if subject is not None else []
+        seen = np.array(sorted(seen))
         if len(seen):
             kept = gain[seen[:, 0], seen[:, 1]]
             gain[seen[:, 0], seen[:, 1]] = -np.inf
@@ -344,9 +363,7 @@ class AdaptivePairSampler:
         if not np.isfinite(gain[i, j]):
             raise ComparisonError(f"no pair left to propose: all {len(self.items)} items' "
                                   "pairs are excluded")
-        if self._rng.random() < 0.5:
-            i, j = j, i
-        return self.items[i], self.items[j]
+        return i, j
 
     @staticmethod
     def _pairs_of(exclude) -> list[tuple]:
