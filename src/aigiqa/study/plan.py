@@ -158,14 +158,7 @@ def create_study(store_url: str | Path, database, root: str | Path | None = None
     ``scale`` = (lo, hi, step) of the slider. Returns the Study with the admin token and one
     link per subject; the tokens are shown only here (the store keeps their sha256).
     """
-    from aigiqa.databases import load_database
-
-    if isinstance(database, str):
-        if root is None:
-            raise StudyError(f"database {database!r}: pass root= (its folder)")
-        db = load_database(database, root, check_images=check_images)
-    else:
-        db = database
+    db = study_database(database, root, check_images)
     n_images = len(db)
     _check_options(n_images, subjects, design, ratings_per_image, training, repeats,
                    session_size, scale)
@@ -198,6 +191,17 @@ def create_study(store_url: str | Path, database, root: str | Path | None = None
                  admin_token=admin,
                  subjects=[SubjectLink(label, tokens[label]) for label in plan],
                  n_trials={label: len(t) for label, t in plan.items()})
+
+
+def study_database(database, root, check_images: bool):
+    """The Database a study is planned on: ``database`` itself, or read by name from ``root``."""
+    from aigiqa.databases import load_database
+
+    if not isinstance(database, str):
+        return database
+    if root is None:
+        raise StudyError(f"database {database!r}: pass root= (its folder)")
+    return load_database(database, root, check_images=check_images)
 
 
 def check_design(n_units: int, units: str, subjects: int, design: str, per_unit: int | None,

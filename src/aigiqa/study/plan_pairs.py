@@ -31,7 +31,14 @@ import numpy as np
 
 from aigiqa.store.study import StudyError, StudyStore
 from aigiqa.store.study_pairs import PairSettings, PairStore, PlannedPair
-from aigiqa.study.plan import Study, SubjectLink, assign_images, check_design, order_trials
+from aigiqa.study.plan import (
+    Study,
+    SubjectLink,
+    assign_images,
+    check_design,
+    order_trials,
+    study_database,
+)
 
 GROUP_BY = ("prompt", "all")
 #: Most candidate pairs a plan may hold (``group_by="all"`` on n images gives n(n-1)/2).
@@ -94,14 +101,7 @@ def create_pair_study(store_url: str | Path, database, root: str | Path | None =
     """Plan a paired-comparison study of ``database`` (a registry name with ``root``, or a
     Database) and store it; see the module rules. Returns the Study (``mode="pairs"``, with
     ``n_pairs`` and ``n_left_out``) with the admin token and one link per subject."""
-    from aigiqa.databases import load_database
-
-    if isinstance(database, str):
-        if root is None:
-            raise StudyError(f"database {database!r}: pass root= (its folder)")
-        db = load_database(database, root, check_images=check_images)
-    else:
-        db = database
+    db = study_database(database, root, check_images)
     pairs, alone = candidate_pairs([r.name for r in db], [r.prompt for r in db], group_by)
     if not pairs:
         raise StudyError(f"{db.info.name}: no {group_by} group has two images, so there is no "
