@@ -62,6 +62,26 @@ class RayPromptProbe(Metric):
 
 
 @register_metric
+class RayNameProbe(Metric):
+    """A metric that reads names: its text is ``generator|first part of the name|prompt``;
+    scores mean pixel value + 1000 × a digest of that text (so each text gives its own score)."""
+
+    name: ClassVar[str] = "test-ray-name-probe"
+    kind: ClassVar[str] = "alignment"
+    needs_prompt: ClassVar[bool] = True
+    reads_names = True
+
+    def model_text(self, prompt: str, name: str, generator: str) -> str:
+        return f"{generator}|{name.split('_')[0]}|{prompt}"
+
+    def score(self, images, prompts=None):
+        self.check_batch(images, prompts)
+        return np.array([float(im.mean()) + 1000 * (int(hashlib.sha256(p.encode()).hexdigest()[:6],
+                                                        16) % 997)
+                         for im, p in zip(images, prompts, strict=True)])
+
+
+@register_metric
 class GpuProbe(Metric):
     """A metric declaring one GPU per actor (never scored in the tests)."""
 

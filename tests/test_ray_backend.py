@@ -24,7 +24,7 @@ from aigiqa.demo import build_demo
 from aigiqa.errors import AigiqaError
 from aigiqa.images import load_image
 from aigiqa.store import ScoreStore
-from ray_test_metrics import GpuProbe, RayProbe, RayPromptProbe, image_digest
+from ray_test_metrics import GpuProbe, RayNameProbe, RayProbe, RayPromptProbe, image_digest
 
 TESTS = Path(__file__).resolve().parent
 
@@ -71,6 +71,27 @@ def test_ray_benchmark_equals_local(ray_cluster, demo, tmp_path):
     assert remote.failures == local.failures == []
     assert remote.frame["test-ray-prompt-probe"].min() > 1000  # prompts reached the actors
     assert sorted(_rows(tmp_path / "ray.sqlite")) == sorted(_rows(tmp_path / "local.sqlite"))
+
+
+def test_a_metric_reading_names_gets_them_on_ray_actors_as_locally(ray_cluster, demo, tmp_path):
+    probe = RayNameProbe()
+    with pytest.raises(AigiqaError, match="allow_names"):
+        run_benchmark(demo, [probe], store=tmp_path / "refused.sqlite", progress=False,
+                      bootstrap=0, backend="ray", workers=2)
+    local = run_benchmark(demo, [probe, "sharpness"], store=tmp_path / "local.sqlite",
+                          progress=False, bootstrap=0, batch_size=4, allow_names=True)
+    remote = run_benchmark(demo, [probe, "sharpness"], store=tmp_path / "ray.sqlite",
+                           progress=False, bootstrap=0, batch_size=4, backend="ray", workers=2,
+                           allow_names=True)
+    pd.testing.assert_frame_equal(local.frame, remote.frame, check_exact=True)
+    images = [load_image(r.path) for r in demo]
+    texts = [probe.model_text(r.prompt, r.name, r.generator) for r in demo]
+    expected = RayNameProbe().score(images, texts)
+    np.testing.assert_array_equal(remote.frame[probe.spec].to_numpy(), expected)
+    blind = RayNameProbe().score(images, [r.prompt for r in demo])  # the prompts alone
+    assert (blind != expected).all()
+    rows = remote.results[remote.results["group"] == "all"].set_index("metric")
+    assert not rows.loc[probe.spec, "name_blind"] and rows.loc["sharpness", "name_blind"]
 
 
 def test_local_and_ray_runs_resume_each_other(ray_cluster, demo, tmp_path):
