@@ -143,3 +143,34 @@ def test_full_pair_session_in_chromium(served, browser, tmp_path):
     assert list(scores["item"]) == list(again["item"])
     np.testing.assert_allclose(scores["score"], again["score"], rtol=1e-8, atol=1e-9)
     context.close()
+
+
+def test_adaptive_pair_session_in_chromium(tmp_path, browser):
+    """The same page on an adaptive study: each pair chosen when the last one is answered."""
+    db = pair_database(tmp_path / "db", size=32)
+    url = str(tmp_path / "study.db")
+    study = create_pair_study(url, db, subjects=1, training=1, adaptive=True,
+                              pairs_per_subject=4, seed=2)
+    port = free_port()
+    proc = start_study_server(url, port=port, log=tmp_path / "server.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        page = browser.new_page()
+        page.goto(base + study.subjects[0].path)
+        page.keyboard.press("Enter")
+        given = [answer(page, "ArrowLeft")]  # the practice pair
+        assert page.inner_text("#progress-text").startswith("1 / 5")
+        while progress(page) < 5:
+            given.append(answer(page, "ArrowRight"))
+        page.wait_for_selector("#finished:not([hidden])")
+        admin = browser.new_page()
+        admin.goto(base + study.admin_path)
+        assert "5 / 5" in admin.inner_text("#progress")
+        with admin.expect_download() as info:
+            admin.click("#export-comparisons")
+        comp = pd.read_csv(Path(info.value.path()), keep_default_na=False)
+        assert comp["choice"].tolist() == given == ["left"] + ["right"] * 4
+        assert len(set(zip(comp["a"], comp["b"], strict=True))) == 5  # never a pair twice
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -9,7 +9,9 @@ id, which makes replays idempotent. Tokens are never stored, only their sha256.
 A paired-comparison study is a ``studies`` row with a ``pair_studies`` row (its settings); each of
 its trials has a ``pair_trials`` row naming the right-hand image (the left one is
 ``trials.image_id``), and its answers are ``pair_choices`` (unique per trial and per client
-submission id, as ratings). New tables only: a store made before them opens unchanged.
+submission id, as ratings). An adaptive pairs study (pairs chosen live from the choices so far)
+also has an ``adaptive_pair_studies`` row and its images' groups in ``adaptive_pair_items``.
+New tables only: a store made before them opens unchanged.
 
 No table here is shared with the score store (``score_models``): each store creates only its own.
 """
@@ -254,3 +256,28 @@ class PairChoice(StudyBase):
     submission_id: Mapped[str] = mapped_column(String(SUBMISSION_ID_MAX_LENGTH))
     response_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AdaptivePairStudy(StudyBase):
+    """A pairs study whose pair trials are chosen live (``--sampler adaptive``): each subject's
+    budget of pairs; its trials beyond training are inserted one at a time as they are needed."""
+
+    __tablename__ = "adaptive_pair_studies"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    pairs_per_subject: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(20))  # the sampler's observation model
+
+
+class AdaptivePairItem(StudyBase):
+    """An image of an adaptive pairs study and its group (the images a pair is drawn from)."""
+
+    __tablename__ = "adaptive_pair_items"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    group_no: Mapped[int] = mapped_column(Integer)  # 0-based, in database order

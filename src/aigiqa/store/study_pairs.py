@@ -12,7 +12,10 @@ one ``pair_choices`` row. The rules are those of ratings (:mod:`aigiqa.store.stu
   :class:`~aigiqa.store.study_domain.ChoiceValueError`); a trial of another subject, or of a
   ratings study, is :class:`TrialNotFound`.
 
-It shares the StudyStore's engine, write queue and subject/study caches.
+It shares the StudyStore's engine, write queue and subject/study caches. In an adaptive study
+(:mod:`aigiqa.store.adaptive_trials`) the trials after training are chosen one at a time, when
+the subject needs the next: :meth:`PairStore.state` and :meth:`PairStore.submit` choose and
+store it before they return the state; the rules above are unchanged.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, func, insert, or_, select
 from sqlalchemy.orm import aliased
 
 from aigiqa.chunking import chunks
-from aigiqa.store import study_admin, study_setup
+from aigiqa.store import adaptive_pairs, study_admin, study_setup
+from aigiqa.store.adaptive_trials import AdaptiveTrials
 from aigiqa.store.lru import LruMap
 from aigiqa.store.study import PLAN_CACHE_SIZE, StudyStore
 from aigiqa.store.study_domain import (
@@ -58,6 +62,26 @@ from aigiqa.store.study_writes import insert_current, touch_session
 CHOICE_COLUMNS = ["subject", "position", "kind", "session", "prompt", "left", "right", "choice",
                   "response_ms", "time"]
 _CHOICE = PairChoice.__table__
+
+
+def _plan_query():
+    """A subject's pair trials from a position on (built once: SQLAlchemy then reuses its
+    compiled form)."""
+    left, right = aliased(StudyImage), aliased(StudyImage)
+    lp, rp = aliased(Prompt), aliased(Prompt)
+    return (select(Trial.id, Trial.position, Trial.kind, Trial.session, Trial.note,
+                   Trial.image_id, left.path.label("lpath"), lp.text.label("ltext"),
+                   PairTrial.right_image_id, right.path.label("rpath"), rp.text.label("rtext"))
+            .join(PairTrial, PairTrial.trial_id == Trial.id)
+            .join(left, left.id == Trial.image_id)
+            .join(right, right.id == PairTrial.right_image_id)
+            .outerjoin(lp, lp.id == left.prompt_id).outerjoin(rp, rp.id == right.prompt_id)
+            .where(Trial.subject_id == bindparam("subject"),
+                   Trial.position >= bindparam("start"))
+            .order_by(Trial.position))
+
+
+_PLAN_QUERY = _plan_query()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +149,17 @@ class PairStore:
     def __init__(self, store: StudyStore):
         self.store = store
         self._plans = LruMap(PLAN_CACHE_SIZE)  # subject id → SubjectPlan of PairTrialViews
+        self.adaptive = AdaptiveTrials(self)
 
     def insert_pair_study(self, *, name: str, database_id: int, design: str,
                           judgements_per_pair: int, session_size: int, n_training: int,
                           n_repeats: int, seed: int, settings: PairSettings,
-                          plan: dict[str, Sequence[PlannedPair]]
+                          plan: dict[str, Sequence[PlannedPair]],
+                          adaptive: adaptive_pairs.AdaptivePlan | None = None
                           ) -> tuple[int, str, dict[str, str]]:
         """Store a planned pairs study in one transaction (``plan``: subject label → pairs in
-        order). Returns (study id, admin token, {subject label: token})."""
+        order; ``adaptive``: the pairs after them are chosen live). Returns (study id, admin
+        token, {subject label: token})."""
         with self.store._write() as conn:  # the store's write queue (same package)
             study_id, admin, tokens = study_setup.store_study(
                 conn, name=name, database_id=database_id, scale=(0.0, 1.0, 1.0),
@@ -157,6 +184,8 @@ class PairStore:
                                  "right_image_id": ids[p.right]})
             for chunk in chunks(rows, study_setup.CHUNK):
                 conn.execute(insert(PairTrial), list(chunk))
+            if adaptive is not None:
+                adaptive_pairs.store_adaptive(conn, study_id, adaptive, ids)
         return study_id, admin, tokens
 
     def settings(self, study_id: int) -> PairSettings:
@@ -174,30 +203,26 @@ class PairStore:
         plan = self._plans.get(subject_id)
         if plan is not None:
             return plan
-        left, right = aliased(StudyImage), aliased(StudyImage)
-        lp, rp = aliased(Prompt), aliased(Prompt)
-        rows = conn.execute(
-            select(Trial.id, Trial.position, Trial.kind, Trial.session, Trial.note,
-                   Trial.image_id, left.path.label("lpath"), lp.text.label("ltext"),
-                   PairTrial.right_image_id, right.path.label("rpath"),
-                   rp.text.label("rtext"))
-            .join(PairTrial, PairTrial.trial_id == Trial.id)
-            .join(left, left.id == Trial.image_id)
-            .join(right, right.id == PairTrial.right_image_id)
-            .outerjoin(lp, lp.id == left.prompt_id).outerjoin(rp, rp.id == right.prompt_id)
-            .where(Trial.subject_id == subject_id).order_by(Trial.position)).all()
-        if [r.position for r in rows] != list(range(len(rows))):
-            raise StudyError(f"subject {subject_id}: pair trial positions are not 0..n-1")
         bounds = {n: (a, b) for n, a, b in conn.execute(select(
             StudySession.number, StudySession.first_position, StudySession.last_position)
             .where(StudySession.subject_id == subject_id))}
+        return self._extend_plan(conn, subject_id, SubjectPlan.of((), (), bounds))
+
+    def _extend_plan(self, conn: Connection, subject_id: int, plan: SubjectPlan) -> SubjectPlan:
+        """``plan`` with the subject's trials after it read from the store (an adaptive
+        study's plan grows as its trials are chosen); cached when not empty."""
+        rows = conn.execute(_PLAN_QUERY, {"subject": subject_id, "start": plan.total}).all()
+        if not rows:
+            return plan
+        if [r.position for r in rows] != list(range(plan.total, plan.total + len(rows))):
+            raise StudyError(f"subject {subject_id}: pair trial positions are not 0..n-1")
         trials = tuple(PairTrialView(
             id=r.id, position=r.position, kind=r.kind, session=r.session, note=r.note,
             left_prompt=r.ltext, right_prompt=r.rtext, left_path=r.lpath, right_path=r.rpath,
             left_id=r.image_id, right_id=r.right_image_id) for r in rows)
-        plan = SubjectPlan.of(trials, tuple(r.image_id for r in rows), bounds)
-        if plan.total:
-            self._plans.put(subject_id, plan)
+        plan = SubjectPlan.of(plan.trials + trials,
+                              plan.image_ids + tuple(r.image_id for r in rows), plan.bounds)
+        self._plans.put(subject_id, plan)
         return plan
 
     @staticmethod
@@ -211,14 +236,17 @@ class PairStore:
     def state(self, subject_id: int) -> SubjectState:
         """The subject's progress and current pair trial (the first one not answered)."""
         with self.store.engine.connect() as conn:
-            return self._plan(conn, subject_id).state(self._done(conn, subject_id))
+            adaptive = self.adaptive.settings(conn, subject_id)
+            if adaptive is None:
+                return self._plan(conn, subject_id).state(self._done(conn, subject_id))
+        return self.adaptive.state(subject_id, adaptive)
 
     def trial(self, subject_id: int, trial_id: int) -> PairTrialView | None:
         """The subject's pair trial with this id, or None if it is not theirs."""
         plan = self._plans.get(subject_id)
-        if plan is None:
+        if plan is None or trial_id not in plan.positions:  # (chosen since: adaptive)
             with self.store.engine.connect() as conn:
-                plan = self._plan(conn, subject_id)
+                plan = self._extend_plan(conn, subject_id, self._plan(conn, subject_id))
         position = plan.positions.get(trial_id)
         return None if position is None else plan.trials[position]
 
@@ -232,7 +260,12 @@ class PairStore:
         check_submission_id(submission_id)
         ms = check_response_ms(response_ms)
         with self.store._write() as conn:
+            adaptive = self.adaptive.settings(conn, subject.id)
+            if adaptive is not None:  # choices in commit order (adaptive_pairs)
+                adaptive_pairs.lock_study(conn, adaptive.study_id)
             plan = self._plan(conn, subject.id)
+            if trial_id not in plan.positions:  # (chosen since: adaptive)
+                plan = self._extend_plan(conn, subject.id, plan)
             position = plan.positions.get(trial_id)
             if position is None:
                 raise TrialNotFound(f"no trial {trial_id} for this subject")
@@ -251,6 +284,8 @@ class PairStore:
                 result, replayed = self._existing(conn, subject.id, trial, done,
                                                   submission_id), True
             state = plan.state(done)
+        if adaptive is not None:  # committed: now the next trial
+            state = self.adaptive.state(subject.id, adaptive)
         return result, replayed, state
 
     @staticmethod
@@ -275,7 +310,11 @@ class PairStore:
     def progress(self, study_id: int) -> pd.DataFrame:
         """One row per subject: subject, done, total, sessions, sessions_done, last (time)."""
         with self.store.engine.connect() as conn:
-            return study_admin.progress(conn, study_id, answers=PairChoice)
+            frame = study_admin.progress(conn, study_id, answers=PairChoice)
+            adaptive = adaptive_pairs.study_settings(conn, study_id)
+        if adaptive is not None:  # trials are chosen as they are needed: count the budget
+            frame["total"] = adaptive.total
+        return frame
 
     def choices_frame(self, study_id: int) -> pd.DataFrame:
         """Raw choices: subject, position, kind, session, prompt (of the left image), left,

@@ -153,7 +153,8 @@ def store_study(conn: Connection, *, name: str, database_id: int,
             sessions[t.session] = (first, pos)
         for chunk in chunks(rows, CHUNK):
             conn.execute(insert(Trial), list(chunk))
-        conn.execute(insert(StudySession), [
-            {"subject_id": subject_id, "number": n, "first_position": a,
-             "last_position": b} for n, (a, b) in sorted(sessions.items())])
+        if sessions:  # none for a subject whose trials are all chosen later (adaptive pairs)
+            conn.execute(insert(StudySession), [
+                {"subject_id": subject_id, "number": n, "first_position": a,
+                 "last_position": b} for n, (a, b) in sorted(sessions.items())])
     return int(study_id), admin_token, tokens

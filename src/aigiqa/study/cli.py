@@ -40,6 +40,11 @@ def create(
                           ] = None,
     pair_group: Annotated[str, typer.Option(
         "--pair-group", help="pairs: compare images of one prompt | all")] = "prompt",
+    sampler: Annotated[str, typer.Option(
+        "--sampler", help="pairs: fixed (planned now) | adaptive (chosen live from the "
+        "choices so far)")] = "fixed",
+    pairs_per_subject: Annotated[int, typer.Option(
+        "--pairs-per-subject", help="pairs, adaptive sampler: pairs each subject judges")] = 0,
     training: Annotated[int, typer.Option(
         "--training", help="anchor images (pairs: practice pairs) shown first")] = 5,
     repeats: Annotated[int, typer.Option("--repeats", help="hidden repeats per subject")] = 0,
@@ -68,18 +73,22 @@ def create(
                  "--ratings-per-image": ratings_per_image or None} if mode == "pairs" else {
                  "--judgements-per-pair": judgements_per_pair or None,
                  "--pair-group": None if pair_group == "prompt" else pair_group,
-                 "--allow-ties/--no-ties": allow_ties}
+                 "--allow-ties/--no-ties": allow_ties,
+                 "--sampler": None if sampler == "fixed" else sampler,
+                 "--pairs-per-subject": pairs_per_subject or None}
         wrong = [flag for flag, value in given.items() if value is not None]
         if wrong:  # an option of the other mode would be silently ignored
             other = "ratings" if mode == "pairs" else "pairs"
             raise AigiqaError(f"{', '.join(wrong)}: only for --mode {other}, not --mode {mode}")
+        _check_sampler(sampler, pairs_per_subject, design, judgements_per_pair, repeats)
         loaded = databases_cli.load(database, root, option, follow_symlinks, check_images=True)
         if mode == "pairs":
             study = create_pair_study(
                 db, loaded, subjects=subjects, design=design,
                 judgements_per_pair=judgements_per_pair or None, training=training,
                 repeats=repeats, session_size=session_size, seed=seed, allow_ties=bool(allow_ties),
-                group_by=pair_group, name=name)
+                group_by=pair_group, name=name, adaptive=sampler == "adaptive",
+                pairs_per_subject=pairs_per_subject or None)
         else:
             study = create_study(db, loaded, subjects=subjects, design=design,
                                  ratings_per_image=ratings_per_image or None, training=training,
@@ -96,6 +105,9 @@ def create(
     if study.mode == "pairs":
         typer.echo(f"pairs: {study.n_pairs} candidate pairs within each {pair_group}; "
                    f"{study.n_left_out} images alone in their {pair_group} are in no pair")
+        if sampler == "adaptive":
+            typer.echo(f"adaptive sampler: {pairs_per_subject} pairs per subject, each chosen "
+                       "when the subject reaches it")
     typer.echo(f"admin: {base}{study.admin_path}")
     if links is not None:
         text = io.StringIO()
@@ -112,6 +124,27 @@ def create(
     else:
         for s in study.subjects:
             typer.echo(f"{s.label}: {base}{s.path}")
+
+
+def _check_sampler(sampler: str, pairs_per_subject: int, design: str,
+                   judgements_per_pair: int, repeats: int) -> None:
+    """The options that do not combine with ``--sampler`` (AigiqaError naming them)."""
+    if sampler not in ("fixed", "adaptive"):
+        raise AigiqaError(f"--sampler {sampler!r} is unknown; use fixed or adaptive")
+    if sampler == "fixed":
+        if pairs_per_subject:
+            raise AigiqaError("--pairs-per-subject: only with --sampler adaptive (a fixed "
+                              "plan's pairs come from --design and --judgements-per-pair)")
+        return
+    fixed = {"--design": design != "full", "--judgements-per-pair": bool(judgements_per_pair),
+             "--repeats": bool(repeats)}
+    wrong = [flag for flag, given in fixed.items() if given]
+    if wrong:
+        raise AigiqaError(f"{', '.join(wrong)}: not with --sampler adaptive (its pairs are "
+                          "chosen live, --pairs-per-subject per subject; no hidden repeats)")
+    if pairs_per_subject < 1:
+        raise AigiqaError("--sampler adaptive needs --pairs-per-subject N (N >= 1): the pairs "
+                          "each subject judges")
 
 
 @app.command()

@@ -17,7 +17,11 @@ Rules (all seeded by ``seed``; the same inputs give the same plan):
   swapped, as hidden repeats of ratings are placed (:func:`aigiqa.study.plan.order_trials`);
 - ``training`` = T practice pairs (kind ``training``, the same pairs for everybody, drawn at
   random from the candidates, sides drawn per trial) open session 1; they stay in the pool;
-- sessions as for ratings (``session_size`` trials; training on top of session 1).
+- sessions as for ratings (``session_size`` trials; training on top of session 1);
+- ``adaptive=True``: no pair is planned beyond training. Each subject's ``pairs_per_subject``
+  pairs are chosen live, one when the subject needs it, from everybody's choices so far
+  (:mod:`aigiqa.store.adaptive_trials`); ``design``, ``judgements_per_pair``, ``repeats`` and
+  ``sampler`` plan fixed trials and are refused with it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Protocol
 
 import numpy as np
 
+from aigiqa.store.adaptive_pairs import AdaptivePlan
 from aigiqa.store.study import StudyError, StudyStore
 from aigiqa.store.study_pairs import PairSettings, PairStore, PlannedPair
 from aigiqa.study.plan import (
@@ -45,16 +50,24 @@ GROUP_BY = ("prompt", "all")
 MAX_PAIRS = 1_000_000
 
 
-def candidate_pairs(names: Sequence[str], prompts: Sequence[str | None],
-                    group_by: str = "prompt") -> tuple[list[tuple[str, str]], list[str]]:
-    """(every within-group pair, in database order; the images left out, alone in their
-    group). StudyError if ``group_by`` is unknown or there are more than MAX_PAIRS pairs."""
+def pair_groups(names: Sequence[str], prompts: Sequence[str | None],
+                group_by: str = "prompt") -> list[list[str]]:
+    """The images by group (one prompt's, or all), groups and images in database order; an
+    image without a prompt is a group of its own. StudyError if ``group_by`` is unknown."""
     if group_by not in GROUP_BY:
         raise StudyError(f"group_by={group_by!r} is unknown; use one of {list(GROUP_BY)}")
     groups: dict[object, list[str]] = {}
     for k, (name, prompt) in enumerate(zip(names, prompts, strict=True)):
         key = "all" if group_by == "all" else (prompt if prompt else ("no prompt", k))
         groups.setdefault(key, []).append(name)
+    return list(groups.values())
+
+
+def candidate_pairs(names: Sequence[str], prompts: Sequence[str | None],
+                    group_by: str = "prompt") -> tuple[list[tuple[str, str]], list[str]]:
+    """(every within-group pair, in database order; the images left out, alone in their
+    group). StudyError if ``group_by`` is unknown or there are more than MAX_PAIRS pairs."""
+    groups = {k: g for k, g in enumerate(pair_groups(names, prompts, group_by))}
     sizes = [len(g) for g in groups.values()]
     total = sum(n * (n - 1) // 2 for n in sizes)
     if total > MAX_PAIRS:
@@ -97,20 +110,32 @@ def create_pair_study(store_url: str | Path, database, root: str | Path | None =
                       repeats: int = 0, session_size: int = 0, seed: int = 0,
                       allow_ties: bool = False, group_by: str = "prompt",
                       name: str | None = None, subject_prefix: str = "S",
-                      check_images: bool = True, sampler: PairSampler | None = None) -> Study:
+                      check_images: bool = True, sampler: PairSampler | None = None,
+                      adaptive: bool = False, pairs_per_subject: int | None = None) -> Study:
     """Plan a paired-comparison study of ``database`` (a registry name with ``root``, or a
     Database) and store it; see the module rules. Returns the Study (``mode="pairs"``, with
     ``n_pairs`` and ``n_left_out``) with the admin token and one link per subject."""
     db = study_database(database, root, check_images)
-    pairs, alone = candidate_pairs([r.name for r in db], [r.prompt for r in db], group_by)
+    names, prompts = [r.name for r in db], [r.prompt for r in db]
+    pairs, alone = candidate_pairs(names, prompts, group_by)
     if not pairs:
         raise StudyError(f"{db.info.name}: no {group_by} group has two images, so there is no "
                          "pair to compare" + ("; --pair-group all compares any two images"
                                               if group_by == "prompt" else ""))
     k = check_design(len(pairs), "candidate pairs", subjects, design, judgements_per_pair,
                      "judgements_per_pair", "judged", training, repeats, session_size)
+    live = None
+    if adaptive:
+        live = _adaptive_plan(pair_groups(names, prompts, group_by), len(pairs), design,
+                              judgements_per_pair, training, repeats, sampler,
+                              pairs_per_subject)
+        k, design = 0, "adaptive"
+    elif pairs_per_subject is not None:
+        raise StudyError("pairs_per_subject is the budget of the adaptive sampler: a fixed "
+                         "plan's pairs come from design and judgements_per_pair")
     rng = np.random.default_rng(seed)
-    sampler = sampler or BalancedPairs(len(pairs), subjects, design, k, rng)
+    sampler = sampler or (_NoPairs() if adaptive else
+                          BalancedPairs(len(pairs), subjects, design, k, rng))
     practice = [pairs[int(i)] for i in rng.choice(len(pairs), size=training, replace=False)]
     width = max(2, len(str(subjects)))
     plan: dict[str, list[PlannedPair]] = {}
@@ -141,10 +166,47 @@ def create_pair_study(store_url: str | Path, database, root: str | Path | None =
         study_id, admin, tokens = PairStore(store).insert_pair_study(
             name=title, database_id=db_id, design=design, judgements_per_pair=k,
             session_size=session_size, n_training=training, n_repeats=repeats, seed=seed,
-            settings=settings, plan=plan)
+            settings=settings, plan=plan, adaptive=live)
+    budget = 0 if live is None else live.pairs_per_subject
     return Study(id=study_id, name=title, store_url=str(store_url), admin_token=admin,
                  subjects=[SubjectLink(label, tokens[label]) for label in plan],
-                 n_trials={label: len(t) for label, t in plan.items()}, mode="pairs",
+                 n_trials={label: len(t) + budget for label, t in plan.items()}, mode="pairs",
                  n_pairs=len(pairs), n_left_out=len(alone))
+
+
+class _NoPairs:
+    """An adaptive plan's fixed part: no pair beyond training."""
+
+    def next_pair(self, subject: int, given: Sequence[int]) -> int | None:
+        return None
+
+
+def _adaptive_plan(groups: list[list[str]], n_pairs: int, design: str,
+                   judgements_per_pair: int | None, training: int, repeats: int,
+                   sampler: PairSampler | None, pairs_per_subject: int | None) -> AdaptivePlan:
+    """The adaptive part of a plan, after its options are checked against each other."""
+    from aigiqa.subjective.adaptive import MAX_ITEMS
+
+    fixed = {"design": None if design == "full" else design,
+             "judgements_per_pair": judgements_per_pair, "repeats": repeats or None,
+             "sampler": sampler}
+    wrong = [key for key, value in fixed.items() if value is not None]
+    if wrong:
+        raise StudyError(f"{', '.join(wrong)}: not with the adaptive sampler (its pairs are "
+                         "chosen live, pairs_per_subject per subject; hidden repeats are not "
+                         "planned)")
+    if isinstance(pairs_per_subject, bool) or not isinstance(pairs_per_subject, int) \
+            or pairs_per_subject < 1:
+        raise StudyError(f"pairs_per_subject={pairs_per_subject!r} is invalid: the adaptive "
+                         "sampler needs a budget of pairs per subject, an integer >= 1")
+    if training + pairs_per_subject > n_pairs:
+        raise StudyError(f"training + pairs_per_subject = {training + pairs_per_subject} is "
+                         f"more than the {n_pairs} candidate pairs (a subject never judges a "
+                         "pair twice)")
+    big = max(len(g) for g in groups)
+    if big > MAX_ITEMS:
+        raise StudyError(f"a group of {big:,} images is more than the adaptive sampler's "
+                         f"{MAX_ITEMS:,}: group the pairs by prompt")
+    return AdaptivePlan(pairs_per_subject, "thurstone", [g for g in groups if len(g) > 1])
 
 
