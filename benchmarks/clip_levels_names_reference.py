@@ -16,9 +16,10 @@ Two seeded random reduced ViT-B/32 models are made OpenAI CLIPs as in
 as it is) scores AIGIQA-20K-style file names through ``AIGCDataset`` + ``_preprocess2``
 (``AdaptiveResize(512)``): model 1 with ``a photo that {c} matches '{prompt}'``, model 2 with the
 dataset's ``prompt_name`` (file name up to its first ``_``, a space, the prompt), fused as
-``q1 · q2 / 5``. Ours: ``aigiqa.benchmark.score_images`` with ``min_side=512``, model 2 with
-``generator_prefix=name`` and ``allow_names=True``, fused the same way. The largest absolute
-difference is printed and must be <= 1e-5.
+``q1 · q2 / 5``. Ours: one ``ensemble`` metric (``combine = "product"``, ``scale = 5``; its
+TOML config lists model 1 and model 2, both ``clip-prompt-levels`` with ``min_side=512``, model 2
+with ``generator_prefix=name``) scored by ``aigiqa.benchmark.score_images`` with
+``allow_names=True``. The largest absolute difference is printed and must be <= 1e-5.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def main() -> int:
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     work = Path(tempfile.mkdtemp(prefix="ipce-final-"))
     arch = register_open_clip(work, TINY_B32, TINY_B32_CONFIG)
-    officials, ours = [], []
+    officials, members = [], []
     for k in range(2):
         torch.manual_seed(args.seed + k)
         model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=True)
@@ -80,9 +81,11 @@ def main() -> int:
         official = clip.model.build_model(dict(model.state_dict())).float().eval()
         official.load_state_dict(model.state_dict(), strict=True)  # float32 again, strictly
         officials.append(official)
-        ours.append(create_metric("clip-prompt-levels", model=arch, min_side=512, device="cpu",
-                                  checkpoint=str(work / f"weights{k}.pt"),
-                                  generator_prefix="name" if k else "none"))
+        members.append(f"clip-prompt-levels:model={arch}:min_side=512:device=cpu:"
+                       f"checkpoint=weights{k}.pt" + (":generator_prefix=name" if k else ""))
+    (work / "final.toml").write_text('combine = "product"\nscale = 5\n' + "".join(
+        f'[[member]]\nspec = "{spec}"\n' for spec in members))
+    ours = create_metric("ensemble", config=str(work / "final.toml"))
     rows = []
     for name, image, prompt in zip(NAMES, _images(args.seed), PROMPTS, strict=True):
         Image.fromarray(image).save(work / name)
@@ -97,10 +100,9 @@ def main() -> int:
                               True, True)
     reference = namespace["eval"](loader, "test", "reference")
 
-    table = score_images([work / n for n in NAMES], ours, prompts=PROMPTS, names=NAMES,
+    table = score_images([work / n for n in NAMES], [ours], prompts=PROMPTS, names=NAMES,
                          allow_names=True, progress=False)
-    q1, q2 = (table.scores[m.spec].to_numpy() for m in ours)
-    got = q1 * q2 / 5
+    got = table.scores[ours.spec].to_numpy()
     want = np.array([reference[n] for n in NAMES])
     diff = float(np.abs(got - want).max())
     print(f"official q1*q2/5 {np.round(want, 6).tolist()}")

@@ -142,6 +142,22 @@ def _fused(name: str) -> Setup:
     return Setup(write, _learned(name).rewrite)
 
 
+def _ensemble() -> Setup:
+    """An ensemble (weighted mean) of sharpness and a tiny clip-prompt-levels; the rewrite
+    perturbs the member's checkpoint."""
+    member = _clip_levels("clip-prompt-levels")
+
+    def write(folder: Path) -> dict[str, Any]:
+        spec = ":".join(["clip-prompt-levels", "min_side=256", "patches=4",
+                         *(f"{k}={v}" for k, v in member.options(folder).items())])
+        config = folder / "ensemble.toml"
+        config.write_text(f'[[member]]\nspec = "sharpness"\nweight = 0.25\n'
+                          f'[[member]]\nspec = "{spec}"\n')
+        return {"config": str(config)}
+
+    return Setup(write, lambda folder, metric: member.rewrite(folder, metric.members[1]))
+
+
 def setup_of(name: str) -> Setup:
     """How ``name`` is tested (the built-ins that read files need one here)."""
     from tiny_weights import TINY_RN, TINY_RN_CONFIG, TINY_VIT, TINY_VIT_CONFIG
@@ -165,6 +181,8 @@ def setup_of(name: str) -> Setup:
         return _clip_levels(name)
     if name == "fused-quality-alignment":
         return _fused(name)
+    if name == "ensemble":
+        return _ensemble()
     if metric_class(name).kind == "learned":
         faster = {"num_crops": 1} if name == "maniqa" else {}  # its 20 ViT-B/8 crops are slow
         return _learned(name, **faster)

@@ -16,6 +16,9 @@ A benchmark scores every image of one database; what a number means depends on t
 ``inference_protocol``
     The learned metric's inference protocol (e.g. MANIQA ``crops`` or ``resize``), "" if it has
     one only.
+
+An ensemble (its provenance lists ``members``) has its members' distinct protocols joined by
+``;``, is name-blind only if every member is, and has their inference protocols joined by ``+``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ def describe(info: Mapping, database: str, root: str | None = None) -> dict[str,
     if not isinstance(info.get("provenance"), Mapping):  # results of an older aigiqa
         return {"protocol": "not recorded", "name_blind": None, "inference_protocol": ""}
     prov = info["provenance"]
+    if isinstance(prov.get("members"), Sequence) and prov["members"]:  # an ensemble: its members'
+        parts = [describe({"provenance": m}, database, root) for m in prov["members"]
+                 if isinstance(m, Mapping)]
+        return {"protocol": "; ".join(dict.fromkeys(str(p["protocol"]) for p in parts)),
+                "name_blind": not prov.get("reads_names") and all(
+                    p["name_blind"] for p in parts),
+                "inference_protocol": " + ".join(str(p["inference_protocol"]) or "-"
+                                                 for p in parts)}
     training = prov.get("training")
     if isinstance(training, Mapping):
         part = training.get("train") or {}

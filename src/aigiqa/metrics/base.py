@@ -15,7 +15,7 @@ from aigiqa.digests import file_sha256
 from aigiqa.errors import MetricError
 from aigiqa.metrics.inputs import as_batch, as_prompts, is_single_image, prompt_problem
 
-KINDS = ("baseline", "classical", "alignment", "learned")
+KINDS = ("baseline", "classical", "alignment", "learned", "ensemble")
 
 
 class Metric:
@@ -49,6 +49,8 @@ class Metric:
     #: metric may set it per instance from its options. Such a metric is refused unless names
     #: are allowed (``aigiqa train --allow-names``, ``aigiqa bench --allow-names``).
     reads_names: bool = False
+    #: What ``aigiqa train`` says when given this metric (only ``kind = "learned"`` trains).
+    train_refusal: ClassVar[str] = "choose a learned metric"
 
     def __init__(self, **options: Any) -> None:
         options = self._renamed(options)

@@ -21,15 +21,17 @@ def metric_metadata(metric: Metric | type[Metric]) -> dict[str, Any]:
     ``key``, ``options`` (every option's value, defaults included; a value that is not a
     string, number, bool or None as its ``str``) and ``provenance`` (``Metric.provenance``:
     inference protocol, training protocol and name-blind mode of a trained checkpoint).
+    For an instance, ``lower_better``, ``needs_prompt`` and ``score_range`` are its own (an
+    ensemble takes them from its members).
     """
     cls = metric if isinstance(metric, type) else type(metric)
     info: dict[str, Any] = {
         "name": cls.name,
         "kind": cls.kind,
-        "lower_better": bool(cls.lower_better),
-        "needs_prompt": bool(cls.needs_prompt),
-        "score_range": None if cls.score_range is None else [
-            float(v) if math.isfinite(v) else None for v in cls.score_range],
+        "lower_better": bool(metric.lower_better),
+        "needs_prompt": bool(metric.needs_prompt),
+        "score_range": None if metric.score_range is None else [
+            float(v) if math.isfinite(v) else None for v in metric.score_range],
         "description": cls.description or (cls.__doc__ or "").strip().split("\n")[0],
         "citation": cls.citation,
         "version": str(cls.version),

@@ -34,6 +34,7 @@ _BUILTIN_MODULES = (
     "aigiqa.metrics.alignment.hpsv2",
     "aigiqa.metrics.alignment.imagereward",
     "aigiqa.metrics.alignment.blipscore",
+    "aigiqa.metrics.ensemble",
 )
 _loaded = False
 

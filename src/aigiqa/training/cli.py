@@ -66,7 +66,7 @@ def train_command(
     chosen = metric_from_spec(metric)  # a learned metric says here which extra it needs, if any
     if chosen.kind != "learned":
         raise MetricError(f"metric {chosen.name!r} is not trainable (kind {chosen.kind!r}); "
-                          "choose a learned metric")
+                          f"{chosen.train_refusal}")
     from aigiqa.errors import SplitError
     from aigiqa.protocols import parse_cross
 

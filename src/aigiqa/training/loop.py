@@ -119,6 +119,10 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig,
     ``test_database``: the database a ``cross:DB`` split tests on (:mod:`.protocol`)."""
     import torch
 
+    if getattr(metric, "kind", None) != "learned":
+        raise MetricError(f"metric {getattr(metric, 'name', metric)!r} is not trainable (kind "
+                          f"{getattr(metric, 'kind', None)!r}); "
+                          f"{getattr(metric, 'train_refusal', 'choose a learned metric')}")
     config.check()
     metric.pin_protocol()  # the checkpoint and its bench spec name the protocol validated with
     data = run_data(metric, database, config, test_database)
@@ -195,8 +199,10 @@ def train(metric: LearnedMetric, database: Database, config: TrainConfig,
                                     val_srcc=f"{state['best_srcc']:.3f}")
             val_pred = _predict_part(metric, model, records, cache, "val", config, (mean, std))
             val_srcc = evaluate(val_pred, truth["val"], fit="none")["srcc"]
+            val_loss = loss_fn(torch.tensor((val_pred - mean) / std, dtype=torch.float32),
+                               torch.tensor((truth["val"] - mean) / std, dtype=torch.float32))
             state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                                     "val_srcc": float(val_srcc)})
+                                     "val_loss": float(val_loss), "val_srcc": float(val_srcc)})
             if val_srcc > state["best_srcc"]:
                 state["best_srcc"], state["best_epoch"] = float(val_srcc), epoch + 1
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

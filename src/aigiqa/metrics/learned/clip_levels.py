@@ -28,7 +28,10 @@ Options: ``model`` (open_clip architecture, ViT-B-32; IPCE used ViT-L-14), ``qui
 ``image``: that tower is frozen; with a frozen image tower its features are computed once per
 image in training), ``pretrained``
 (``auto``: OpenAI's CLIP weights of the architecture when found locally — aigiqa assets, the
-Hugging Face cache, ``~/.cache/clip`` — else random weights and a warning; ``none``: random).
+Hugging Face cache, ``~/.cache/clip`` — else random weights and a warning; ``none``: random),
+``image_tower`` (``clip``, the CLIP's own; ``effnet-lite0``: EfficientNet-Lite0 with its ImageNet
+weights and a linear projection in place of the CLIP's image tower, normalised as EfficientNet-Lite
+— see :mod:`aigiqa.metrics.learned._clip_towers`; the text tower stays the CLIP's).
 ``checkpoint=`` reads our checkpoints, or an OpenAI-CLIP state dict (IPCE's training script saves
 one under ``model_state_dict``; LIQE releases one for ViT-B/32), loaded strictly. The pf0607/IPCE
 repository publishes no trained weights; the team's challenge repository
@@ -60,6 +63,14 @@ import numpy as np
 
 from aigiqa.errors import MetricError
 from aigiqa.metrics.learned._blocks import resize_shorter_tv
+from aigiqa.metrics.learned._clip_towers import (
+    IMAGE_TOWERS,
+    LITE_MEAN,
+    LITE_MODULES,
+    LITE_STD,
+    lite_weights_file,
+    make_lite_tower,
+)
 from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric
 from aigiqa.metrics.registry import register_metric
 
@@ -153,7 +164,7 @@ class ClipPromptLevels(LearnedMetric):
         **LEARNED_DEFAULTS, "batch_size": 8, "model": "ViT-B-32", "quick_gelu": True,
         "levels": IPCE_LEVELS, "template": IPCE_TEMPLATE, "patches": 15, "train_patches": 8,
         "min_side": 768, "whole_image": True, "freeze": "none", "pretrained": "auto",
-        "generator_prefix": "none"}
+        "generator_prefix": "none", "image_tower": "clip"}
     mean: ClassVar[tuple[float, float, float]] = OPENAI_MEAN
     std: ClassVar[tuple[float, float, float]] = OPENAI_STD
     #: an untrained model / a released checkpoint scores IPCE's 5 (E - 1) / (K - 1)
@@ -183,14 +194,19 @@ class ClipPromptLevels(LearnedMetric):
         if o["generator_prefix"] not in PREFIXES:
             problems.append(f"generator_prefix={o['generator_prefix']!r} "
                             f"({', '.join(PREFIXES)})")
+        if o["image_tower"] not in IMAGE_TOWERS:
+            problems.append(f"image_tower={o['image_tower']!r} ({', '.join(IMAGE_TOWERS)})")
         if problems:
             raise MetricError(f"metric {self.name!r}: invalid options", problems)
+        if o["image_tower"] == "effnet-lite0":
+            self.mean, self.std = LITE_MEAN, LITE_STD  # type: ignore[misc]
         import open_clip
 
         config = open_clip.get_model_config(str(o["model"]))
         if config is None:
             raise MetricError(f"metric {self.name!r}: model={o['model']!r} is not an open_clip "
                               "architecture (open_clip.list_models())")
+        self.embed_dim = int(config["embed_dim"])
         side = config["vision_cfg"]["image_size"]
         self.patch_size = int(side if isinstance(side, int) else side[0])
         if int(o["min_side"]) < self.patch_size:
@@ -218,11 +234,19 @@ class ClipPromptLevels(LearnedMetric):
                  *(p for p in openai_cache(arch) if p.is_file())]
         return next((Path(p) for p in found if p is not None), None)
 
+    def required_modules(self) -> tuple[str, ...]:
+        """open_clip, and with ``image_tower=effnet-lite0`` its architecture and weights."""
+        lite = LITE_MODULES if not self.options["checkpoint"] else LITE_MODULES[:1]
+        return (*self.requires, *(lite if self.options["image_tower"] != "clip" else ()))
+
     def default_weights_id(self) -> str:
         from aigiqa.digests import file_sha256
 
         found = self._openai_file()
-        return file_sha256(found) if found is not None else "random-init"
+        clip = file_sha256(found) if found is not None else "random-init"
+        if self.options["image_tower"] == "clip":
+            return clip
+        return f"{clip}:image_tower:{file_sha256(lite_weights_file())}"
 
     def build_model(self) -> torch.nn.Module:
         import open_clip
@@ -233,7 +257,7 @@ class ClipPromptLevels(LearnedMetric):
         model = open_clip.create_model(arch, pretrained=None,
                                        force_quick_gelu=bool(self.options["quick_gelu"]))
         if self.options["checkpoint"]:
-            return model.float()
+            return self._with_image_tower(model, load_pretrained=False).float()
         found = self._openai_file()
         if found is not None:
             load_strict(model, self.convert_state_dict(read_state_dict(found)), found, self.name)
@@ -241,7 +265,13 @@ class ClipPromptLevels(LearnedMetric):
             warnings.warn(f"metric {self.name!r}: OpenAI CLIP weights of {arch} not found "
                           "(aigiqa assets, Hugging Face cache, ~/.cache/clip); the model starts "
                           "from random weights (pretrained=none says so silently)", stacklevel=3)
-        return model.float()
+        return self._with_image_tower(model, load_pretrained=True).float()
+
+    def _with_image_tower(self, model: torch.nn.Module, load_pretrained: bool) -> torch.nn.Module:
+        """``model`` with ``image_tower``'s tower in place of its own (``clip``: unchanged)."""
+        if self.options["image_tower"] != "clip":
+            model.visual = make_lite_tower(self.embed_dim, load_pretrained)
+        return model
 
     def convert_state_dict(self, state_dict: dict[str, Any]) -> dict[str, Any]:
         """OpenAI-CLIP / open_clip names are ours: drop ``module.`` and OpenAI's int entries."""
