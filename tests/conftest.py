@@ -102,3 +102,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_arch(tmp_path_factory) -> str:
+    """The name of a reduced ViT-B/32 open_clip architecture (tests/tiny_weights.py), registered
+    for the module: random-weight CLIP models built from it load in a fraction of a second."""
+    from tiny_weights import TINY_B32, TINY_B32_CONFIG, register_open_clip
+
+    return register_open_clip(tmp_path_factory.mktemp("arch"), TINY_B32, TINY_B32_CONFIG)

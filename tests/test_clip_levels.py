@@ -35,10 +35,8 @@ def _one_thread(one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def arch(tmp_path_factory) -> str:
-    from tiny_weights import TINY_B32, TINY_B32_CONFIG, register_open_clip
-
-    return register_open_clip(tmp_path_factory.mktemp("arch"), TINY_B32, TINY_B32_CONFIG)
+def arch(tiny_clip_arch) -> str:
+    return tiny_clip_arch
 
 
 def _metric(arch: str, **options) -> ClipPromptLevels:
