@@ -3,18 +3,32 @@ latency; absolute ratings planned by CI vs the uniform design.
 
 Pairs: 200 items with true qualities ~ N(0, spread²) in JND units (1 JND = 75 % preference),
 seeded simulated raters (20; Thurstone noise, 5 % lapses, a left-position bias ~ N(0.2, 0.1²)
-JND, left/right at random). Random pairs vs :class:`AdaptivePairSampler` (defaults;
-``--criterion information`` for the mutual-information one, ``--batch mst`` for batches of
-spanning trees), both scaled with ``scale_pairs(model="thurstone", alpha=0.01)`` at checkpoints
-(×1.1 apart); "needed" is the first checkpoint where the SRCC of the scale to the truth reaches
-the target (log-linear between checkpoints), averaged over seeds. Latency: next_pair and update
-with 1,000 items after 3,000 judgements. Ratings: 200 images, true MOS ~ U(20, 80) on 0–100,
-per-image rating sd ~ U(5, 25), ratings clipped to the scale; 15 ratings per image in all;
-uniform vs 3 each then ``plan_ratings`` rounds of 200 (both objectives). CI columns: from the
-ratings' sample std (what a study sees) and from the true sd (``true_*``).
+JND, left/right at random). Random pairs vs :class:`AdaptivePairSampler` (defaults:
+``criterion="ranking"``; ``--criterion variance`` / ``information`` for the total-variance and
+mutual-information ones, ``--batch mst`` for batches of spanning trees), both scaled with
+``scale_pairs(model="thurstone", alpha=0.01)`` at checkpoints (×1.1 apart); "needed" is the
+first checkpoint where the SRCC of the scale to the truth reaches the target (log-linear
+between checkpoints), averaged over seeds. Latency: next_pair and update with 1,000 items after
+3,000 judgements. Ratings: 200 images, true MOS ~ U(20, 80) on 0–100, per-image rating sd
+~ U(5, 25), ratings clipped to the scale; 15 ratings per image in all; uniform vs 3 each then
+``plan_ratings`` rounds of 200 (both objectives). CI columns: from the ratings' sample std (what
+a study sees) and from the true sd (``true_*``).
+``--only designs`` (not in the default run): each design's worth free of the outcomes' noise,
+E[1 − τ] = mean Φ(−|Δq|/√V) over all pairs, V from the inverse Fisher information of its
+judgements at the true qualities, of random pairs over that of the sampler's designs and of
+oracle designs (pairs drawn ∝ exp(−Δq²/2h²) on the true qualities, best h); comparisons go as
+its square.
 
-    .venv/bin/python benchmarks/adaptive.py [--quick] [--seeds 3] [--criterion information]
-        [--batch mst] [--spreads 0.5 1]
+Measured (5 seeds, ``--only pairs --seeds 5``), comparisons to SRCC 0.95 / 0.98, random /
+adaptive: 0.5 JND 18.3k / 14.7k (1.25×), 48.3k / 43.1k (1.12×); 1 JND 5.6k / 4.4k (1.28×),
+14.0k / 10.9k (1.28×); 2 JND 2.5k / 1.5k (1.59×), 6.6k / 3.1k (2.14×). ``--criterion
+variance`` (the default before) on the same seeds: 0.95×, 0.95×; 1.18×, 1.14×; 1.43×, 1.69×.
+``--only designs`` (seed 0; ~comparisons ratio): oracle / ranking / variance 1.08 / 1.07 / 1.05
+at 0.5 JND, 1.29 / 1.28 / 1.22 at 1 JND, 1.98 / 1.88 / 1.74 at 2 JND. Latency (1,000 items):
+next_pair p50 6 ms, p99 13 ms; update p50 9 ms, p99 17 ms; a refit 0.4 s (idle machine).
+
+    .venv/bin/python benchmarks/adaptive.py [--quick] [--seeds 3] [--criterion variance]
+        [--batch mst] [--spreads 0.5 1] [--only designs]
 """
 
 from __future__ import annotations
@@ -28,14 +42,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
+from scipy import special, stats  # noqa: E402
 
 from aigiqa.errors import ComparisonError  # noqa: E402
 from aigiqa.subjective import scale_pairs  # noqa: E402
 from aigiqa.subjective.adaptive import CRITERIA, AdaptivePairSampler  # noqa: E402
 from aigiqa.subjective.adaptive_batch import BATCHES  # noqa: E402
 from aigiqa.subjective.adaptive_ratings import plan_ratings  # noqa: E402
-from aigiqa.subjective.simulate import simulate_pair_raters  # noqa: E402
+from aigiqa.subjective.simulate import JND_SIGMA, simulate_pair_raters  # noqa: E402
 
 TARGETS = (0.95, 0.98)
 N_RATERS = 20
@@ -50,7 +64,7 @@ def checkpoints(cap: int) -> list[int]:
 
 
 def run_pairs(method: str, n: int, spread: float, seed: int, cap: int,
-              criterion: str = "variance", batch: str = "greedy") -> list[tuple[int, float]]:
+              criterion: str = "ranking", batch: str = "greedy") -> list[tuple[int, float]]:
     """(comparisons, SRCC) at each checkpoint until the last target holds twice running."""
     raters = simulate_pair_raters(n, spread, N_RATERS, seed=seed)
     names = [f"i{k:04d}" for k in range(n)]
@@ -122,7 +136,60 @@ def pairs_table(spreads, seeds, n, cap, criterion, batch="greedy") -> None:
                   f"{ratio:5.2f}x", flush=True)
 
 
-def latency(n: int = 1000, warm: int = 3000, calls: int = 300, criterion="variance",
+def expected_discordance(quality, i, j, lapse: float = 0.05) -> float:
+    """1 − Kendall's τ that a design (pairs i, j) leaves on average, Σ Φ(−|Δq|/√V) over all
+    pairs, V from the inverse Fisher information of its judgements at the true qualities: the
+    design's worth without the outcomes' noise."""
+    n = len(quality)
+    x = (quality[i] - quality[j]) / JND_SIGMA
+    p = lapse / 2 + (1 - lapse) * special.ndtr(x)
+    info = ((1 - lapse) * stats.norm.pdf(x)) ** 2 / (p * (1 - p))
+    fisher = np.zeros((n, n))
+    np.add.at(fisher, (i, j), -info)
+    np.add.at(fisher, (j, i), -info)
+    fisher[np.diag_indices(n)] = -fisher.sum(axis=1)
+    cov = np.linalg.pinv(fisher)
+    d = np.diag(cov)
+    k = np.triu_indices(n, 1)
+    var = np.maximum((d[:, None] + d[None, :] - 2 * cov)[k], 1e-12)
+    gap = np.abs(quality[:, None] - quality[None, :])[k]
+    return float(2 * special.ndtr(-gap / np.sqrt(var)).mean())
+
+
+def designs_table(spreads, n: int = 200, seed: int = 0) -> None:
+    """E[1 − τ] of random pairs over that of the sampler's designs (its criteria) and of
+    oracle designs that know the truth (pairs drawn ∝ exp(−Δq²/2h²), the best h of 0.2–2
+    JND); comparisons scale as the square of this ratio (1 − τ ∝ 1/√comparisons)."""
+    budgets = {0.5: 10_000, 1.0: 10_000, 2.0: 6_000}
+    print(f"\ndesigns: {n} items, seed {seed}: E[1 - tau] of random pairs / that of the design")
+    for spread in spreads:
+        budget = budgets.get(spread, 10_000)
+        raters = simulate_pair_raters(n, spread, N_RATERS, seed=seed)
+        q, rng = raters.quality, np.random.default_rng(seed)
+        i, j = np.triu_indices(n, 1)
+        gap = np.abs(q[i] - q[j])
+        got = {}
+        for h in (None, 2.0, 1.0, 0.5, 0.3, 0.2):
+            w = np.ones_like(gap) if h is None else np.exp(-gap * gap / (2 * h * h))
+            k = rng.choice(len(gap), budget, p=w / w.sum())
+            got[h] = expected_discordance(q, i[k], j[k])
+        row = {"oracle": max(got[None] / v for h, v in got.items() if h is not None)}
+        for criterion in ("ranking", "variance"):
+            sampler = AdaptivePairSampler([str(k) for k in range(n)], seed=seed,
+                                          criterion=criterion)
+            pairs = []
+            for t in range(budget):
+                a, b = sampler.next_pair(subject=t % N_RATERS)
+                sampler.update(a, b, raters.judge(int(a), int(b), t % N_RATERS),
+                               subject=t % N_RATERS)
+                pairs.append((int(a), int(b)))
+            a, b = np.array(pairs).T
+            row[criterion] = got[None] / expected_discordance(q, a, b)
+        print(f"spread {spread} JND, {budget:,} comparisons: " + ", ".join(
+            f"{k} {v:.3f} (~{v * v:.2f}x comparisons)" for k, v in row.items()), flush=True)
+
+
+def latency(n: int = 1000, warm: int = 3000, calls: int = 300, criterion="ranking",
             batch="greedy") -> None:
     raters = simulate_pair_raters(n, 1.0, N_RATERS, seed=0)
     names = [f"i{k:04d}" for k in range(n)]
@@ -204,8 +271,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--cap", type=int, default=80_000)
-    parser.add_argument("--only", choices=("pairs", "latency", "ratings"))
-    parser.add_argument("--criterion", choices=CRITERIA, default="variance")
+    parser.add_argument("--only", choices=("pairs", "latency", "ratings", "designs"))
+    parser.add_argument("--criterion", choices=CRITERIA, default="ranking")
     parser.add_argument("--batch", choices=BATCHES, default="greedy")
     parser.add_argument("--spreads", type=float, nargs="+", help="default 0.5 1 2 (quick: 0.5 2)")
     args = parser.parse_args()
@@ -216,6 +283,8 @@ def main() -> None:
         latency(criterion=args.criterion, batch=args.batch)
     if args.only in (None, "ratings"):
         ratings_table(range(3 if args.quick else 10))
+    if args.only == "designs":  # not in the default run: ~3 min more
+        designs_table(spreads)
     if args.only in (None, "pairs"):
         pairs_table(spreads, seeds, args.items, args.cap, args.criterion, args.batch)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

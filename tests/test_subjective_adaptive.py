@@ -9,11 +9,12 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import special, stats
+from scipy import integrate, special, stats
 
 from aigiqa.errors import ComparisonError
 from aigiqa.subjective import scale_pairs
-from aigiqa.subjective.adaptive import AdaptivePairSampler, pair_information
+from aigiqa.subjective.adaptive import AdaptivePairSampler, pair_information, ranking_metric
+from aigiqa.subjective.adaptive_criteria import inverse_fisher
 from aigiqa.subjective.adaptive_ratings import plan_ratings
 from aigiqa.subjective.ratings import RatingsError
 from aigiqa.subjective.simulate import simulate_pair_raters
@@ -79,10 +80,12 @@ def test_criterion_is_the_mutual_information():
 
 
 def brute_force_best(s, skip):
-    """The criterion's maximum over the allowed pairs, from the posterior (mean, cov) alone."""
-    sig2 = s.sigma ** 2
+    """The criterion's maximum over the allowed pairs, from the posterior (mean, cov) alone
+    (and, for ``"ranking"``, the weights' Laplacian L it holds since its last refit)."""
+    sig2, eps = s.sigma ** 2, s.lapse
     best = -1.0
     n = len(s.items)
+    metric = s._metric if s.criterion == "ranking" else np.eye(n)
     for i, j in itertools.combinations(range(n), 2):
         if frozenset((s.items[i], s.items[j])) in skip:
             continue
@@ -95,16 +98,18 @@ def brute_force_best(s, skip):
             k = np.pi * np.log(2) / 2
             value = (np.exp(-m * m / (2 * (c2 + k * v)))
                      - np.sqrt(c2 / (c2 + v)) * np.exp(-m * m / (2 * (c2 + v))))
-        else:  # the trace of C minus that of the linearised posterior covariance
+        else:  # tr(L C) minus that of the linearised posterior covariance (L = I: the trace)
             t = sig2 + v
-            fisher = (2 / np.pi) * np.exp(-(1 - 2 / np.pi) * m * m / t) / t
+            x2 = m * m / t
+            pq = eps / 2 * (1 - eps / 2) + (1 - eps) ** 2 * np.exp(-2 * x2 / np.pi) / 4
+            fisher = (1 - eps) ** 2 * np.exp(-x2) / (2 * np.pi) / (t * pq)
             after = s.cov - fisher / (1 + fisher * v) * np.outer(u, u)
-            value = np.trace(s.cov) - np.trace(after)
+            value = np.trace(metric @ s.cov) - np.trace(metric @ after)
         best = max(best, value)
     return best
 
 
-@pytest.mark.parametrize("criterion", ["variance", "information"])
+@pytest.mark.parametrize("criterion", ["variance", "information", "ranking"])
 def test_next_pair_maximises_the_criterion_by_brute_force(criterion):
     rng = np.random.default_rng(3)
     s = AdaptivePairSampler(names(7), seed=1, criterion=criterion, refit=0.3)
@@ -118,13 +123,46 @@ def test_next_pair_maximises_the_criterion_by_brute_force(criterion):
         assert s.expected_information(a, b) == pytest.approx(brute_force_best(s, skip), rel=1e-5)
 
 
-def test_variance_criterion_uses_the_fisher_information():
-    """Its per-judgement information (2/π) exp(−(1 − 2/π) x²)/t is the probit's
-    φ(x)² / (t Φ(x) Φ(−x)), x = m/√t, within 15 % where outcomes are not foregone."""
+@pytest.mark.parametrize("lapse", [0.0, 0.05, 0.2])
+def test_criteria_use_the_fisher_information_with_lapses(lapse):
+    """1/J of the criteria is that of the probit with lapses, ε/2 + (1 − ε) Φ(x):
+    t p(1 − p) / ((1 − ε)² φ(x)²), x = m/√t, within 15 % where outcomes are not foregone."""
     x = np.linspace(-2, 2, 41)
-    exact = stats.norm.pdf(x) ** 2 / (stats.norm.cdf(x) * stats.norm.cdf(-x))
-    approx = (2 / np.pi) * np.exp(-(1 - 2 / np.pi) * x * x)
+    t = 2.0 + 0.3  # σ² + v
+    p = lapse / 2 + (1 - lapse) * stats.norm.cdf(x)
+    exact = t * p * (1 - p) / ((1 - lapse) ** 2 * stats.norm.pdf(x) ** 2)
+    approx = inverse_fisher(x * np.sqrt(t), 0.3, np.sqrt(2), lapse)
     np.testing.assert_allclose(approx, exact, rtol=0.15)
+
+
+def test_ranking_metric_is_the_derivative_of_the_expected_discordance():
+    """w_kl (minus L's off-diagonal) is, up to one constant factor, the derivative in V of a
+    pair's probability of being ranked in the wrong order, E Φ(−|Δ|/√V) with Δ ~ N(m, v),
+    at V = v (Gauss–Hermite over Δ, central differences in V); L's rows sum to 0, so
+    tr(L C) = Σ_{k<l} w_kl Var(s_k − s_l)."""
+    rng = np.random.default_rng(0)
+    root = rng.normal(size=(5, 5))
+    cov = root @ root.T / 5 + np.eye(5) * 0.1
+    mean = rng.normal(size=5) * 2
+    lap = ranking_metric(mean, cov)
+    np.testing.assert_allclose(lap.sum(axis=1), 0, atol=1e-12)
+    d = np.diag(cov)
+    v = d[:, None] + d[None, :] - 2 * cov
+    ratios, total = [], 0.0
+    for k, el in itertools.combinations(range(5), 2):
+        m, sd = mean[k] - mean[el], np.sqrt(v[k, el])
+
+        def wrong(big_v, m=m, sd=sd):  # |Δ| has a kink at 0: integrate each side
+            f = lambda x: stats.norm.pdf(x, m, sd) * special.ndtr(-abs(x) / np.sqrt(big_v))  # noqa: E731
+            return integrate.quad(f, -np.inf, 0, epsabs=1e-14)[0] + integrate.quad(
+                f, 0, np.inf, epsabs=1e-14)[0]
+
+        h = 1e-4 * v[k, el]
+        slope = (wrong(v[k, el] + h) - wrong(v[k, el] - h)) / (2 * h)
+        ratios.append(-lap[k, el] / slope)
+        total += -lap[k, el] * v[k, el]
+    np.testing.assert_allclose(ratios, 4 * np.sqrt(np.pi), rtol=1e-5)
+    assert np.trace(lap @ cov) == pytest.approx(total, rel=1e-10)
 
 
 def test_determinism_and_seed():
@@ -309,3 +347,4 @@ def test_plan_ratings_bad_input():
         plan_ratings(pd.concat([good, good]), 5)
     with pytest.raises(RatingsError, match="no image has 2 ratings"):
         plan_ratings(good.assign(n=[1, 0], std=[np.nan, np.nan]), 5)
+

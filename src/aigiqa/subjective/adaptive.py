@@ -23,21 +23,33 @@ tell the most about the scores. Differences from ASAP, for speed and accuracy at
   ``refit`` (2 %) of all, or n/4; ``refit=0``: only on :meth:`refit_posterior` calls. Without
   it (a first version; one seed of benchmarks/adaptive.py at 0.5 JND spread) the online
   posterior was over-confident and over-spread, and the sampler worse than random pairs. A
-  refit costs O(n³), ~0.5 s at 1,000 items (``update`` returns after it; an app that cannot
-  wait passes ``refit=0`` and calls ``refit_posterior`` off the request path).
+  refit costs O(n³), ~0.5 s at 1,000 items, ``"ranking"``'s C L C included (``update``
+  returns after it; an app that cannot wait passes ``refit=0`` and calls ``refit_posterior``
+  off the request path).
 - **Criterion** (``criterion=``), for a pair with difference d ~ N(m, v), m = μ_a − μ_b,
   v = C_aa + C_bb − 2 C_ab (the correlations the comparisons so far created count: two items
-  linked only by a long chain of comparisons have a large v), t = σ² + v:
+  linked only by a long chain of comparisons have a large v), t = σ² + v, J the Fisher
+  information of one judgement about d with the lapse rate ε, 1/J = t p(1 − p)/((1 − ε)² φ(x)²),
+  x = m/√t, p(1 − p) = (ε/2)(1 − ε/2) + (1 − ε)² Φ(x)Φ(−x), Φ(x)Φ(−x) ≈ ¼ exp(−2x²/π)
+  (:mod:`aigiqa.subjective.adaptive_criteria`). A judgement of the pair takes J/(1 + J v) · u uᵀ,
+  u = C(e_a − e_b), from C (linearised), so a weighted total variance tr(L C) falls by
+  uᵀ L u / (v + 1/J) = (e_a − e_b)ᵀ C L C (e_a − e_b) / (v + 1/J); C L C is kept, by a rank-2
+  update per judgement (O(n²)), and rebuilt at each refit:
 
-  - ``"variance"`` (default): the expected fall of the *total* posterior variance tr C
-    (A-optimal design) after one more judgement, linearised: C loses J/(1 + J v) · u uᵀ,
-    u = C(e_a − e_b), J the Fisher information of the outcome about d, so the criterion is
-    ‖u‖² / (v + 1/J) with 1/J ≈ (π/2) t exp((1 − 2/π) m²/t) (the probit's
-    t Φ(x)Φ(−x)/φ(x)², x = m/√t, with Φ(x)Φ(−x) ≈ ¼ exp(−2x²/π); lapses left out). ‖u‖²
-    = (C²)_aa + (C²)_bb − 2 (C²)_ab: C² is kept, by a rank-2 update per judgement. A
-    comparison counts for every item it informs through the correlations, not only for the
-    pair (it did better than the next criterion at 0.5–1 JND spreads of quality, but still
-    not better than random pairs at 0.5 JND: benchmarks/adaptive.py).
+  - ``"ranking"`` (default): L weighs each pair k, l by what its variance does to the
+    expected number of pairs ranked in the wrong order, Σ Φ(−|s_k − s_l|/√V_kl): the
+    derivative in V at V = v_kl, averaged over s_k − s_l ~ N(m_kl, v_kl), is
+    w_kl ∝ exp(−μ²)(exp(−μ²)/√π + μ erf μ)/v_kl, μ = |m_kl|/(2√v_kl), and L is the
+    Laplacian of w (Σ w_kl Var(s_k − s_l) = tr(L C)), recomputed from the posterior at each
+    refit (O(n³)). Pairs already told apart stop counting, so the comparisons go to items
+    whose order is still open, and more of them where qualities are dense; a judgement
+    still counts for every pair it informs through the correlations. On
+    benchmarks/adaptive.py it needs fewer comparisons than ``"variance"`` at every spread,
+    and its designs come close to an oracle that knows the true qualities (module doc there).
+  - ``"variance"``: L = I, the expected fall of the *total* posterior variance tr C
+    (A-optimal). It keeps the design balanced but spends comparisons on telling apart items
+    whose order is already clear (the default before ``"ranking"``: worse than random pairs
+    at 0.5 JND spread on 3 seeds, 1.2× fewer at 1 JND).
   - ``"information"``: the mutual information between the outcome and the scores (ASAP's
     expected information gain; for a probit likelihood it depends on (m, v) only). In bits,
     with Houlsby et al.'s (2011, "BALD") closed form h(Φ(x)) ≈ exp(−x²/(π ln 2)),
@@ -46,15 +58,15 @@ tell the most about the scores. Differences from ASAP, for speed and accuracy at
         I(a, b) = exp(−m²/(2(c² + k v))) − √(c²/(c² + v)) · exp(−m²/(2(c² + v)))
 
     (within 0.002 bits of the exact mutual information; lapses left out). It concentrates on
-    pairs of close estimated means: in benchmarks/adaptive.py it needed fewer comparisons than
-    random pairs at a 2 JND spread of qualities but more at 0.5–1 JND.
+    pairs of close estimated means, for the pair alone: in benchmarks/adaptive.py it needed
+    fewer comparisons than random pairs at a 2 JND spread of qualities but more at 0.5–1 JND.
 
   Evaluated for all n(n − 1)/2 pairs (float32, upper triangle in row blocks), argmax; see
   benchmarks/adaptive.py for the latency at 1,000 items.
 - **Batch** (``batch=``): ``"greedy"`` (default) asks for the criterion's argmax each time;
-  ``"mst"`` asks for the n − 1 pairs of a maximum spanning tree of the criterion (ASAP-approx,
-  Hybrid-MST: :mod:`aigiqa.subjective.adaptive_batch`), best first, and builds the next tree
-  when these are used up or after a refit: every item is compared once per batch.
+  ``"mst"`` asks for the n − 1 pairs of a maximum spanning tree of the criterion (ASAP's batch
+  mode, Hybrid-MST: :mod:`aigiqa.subjective.adaptive_batch`), best first, and builds the next
+  tree when these are used up or after a refit: every item is compared once per batch.
 
 Ties between equal criteria are broken by a seeded shuffle of the items, so a fresh sampler
 does not walk the item list in order. A subject is never offered a pair they already judged
@@ -73,58 +85,16 @@ from scipy import special
 
 from aigiqa.errors import ComparisonError
 from aigiqa.subjective.adaptive_batch import BATCHES, take_from_batch
+from aigiqa.subjective.adaptive_criteria import pair_information, ranking_metric, variance_reduction
 from aigiqa.subjective.adaptive_fit import laplace_posterior
 
-__all__ = ["CRITERIA", "AdaptivePairSampler", "pair_information", "variance_reduction"]
+__all__ = ["CRITERIA", "AdaptivePairSampler", "pair_information", "ranking_metric",
+           "variance_reduction"]
 
 MODELS = {"thurstone": np.sqrt(2.0), "bt": np.sqrt(8.0 / np.pi)}
 OUTCOMES = ("a", "b", "tie")
 MAX_ITEMS = 5_000  # a 5,000² float64 covariance is 200 MB
-_K = np.pi * np.log(2.0) / 2
-_K2 = 1 - 2 / np.pi
-CRITERIA = ("variance", "information")
-
-
-def pair_information(m, v, sigma: float):
-    """The criterion I(a, b) in bits (module doc) for difference means ``m`` and variances
-    ``v`` (numbers or arrays, broadcast; float32 stays float32)."""
-    dtype = np.result_type(np.asarray(m), np.asarray(v), np.float32)
-    scalar = np.ndim(m) == 0 and np.ndim(v) == 0
-    m, v = np.broadcast_arrays(np.atleast_1d(np.asarray(m, dtype)),
-                               np.atleast_1d(np.asarray(v, dtype)))
-    c2 = dtype.type(_K * sigma * sigma)
-    half_m2 = np.multiply(m, m, dtype=dtype)
-    half_m2 *= dtype.type(-0.5)
-    a = np.add(v, c2, dtype=dtype)
-    second = np.divide(half_m2, a)
-    np.exp(second, out=second)
-    np.divide(c2, a, out=a)
-    np.sqrt(a, out=a)
-    second *= a
-    first = np.multiply(v, dtype.type(_K), dtype=dtype)
-    first += c2
-    np.divide(half_m2, first, out=first)
-    np.exp(first, out=first)
-    first -= second
-    return first[0] if scalar else first
-
-
-def variance_reduction(m, v, u2, sigma: float):
-    """The ``"variance"`` criterion (module doc): the expected fall of the total posterior
-    variance, ``u2 / (v + (π/2) t exp((1 − 2/π) m²/t))``, t = σ² + v."""
-    dtype = np.result_type(np.asarray(m), np.asarray(v), np.asarray(u2), np.float32)
-    scalar = all(np.ndim(x) == 0 for x in (m, v, u2))
-    m, v, u2 = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype)) for x in (m, v, u2)))
-    t = v + dtype.type(sigma * sigma)
-    out = np.multiply(m, m, dtype=dtype)
-    out /= t
-    out *= dtype.type(_K2)
-    np.exp(out, out=out)
-    out *= t
-    out *= dtype.type(np.pi / 2)
-    out += v
-    np.divide(u2, out, out=out)
-    return out[0] if scalar else out
+CRITERIA = ("variance", "information", "ranking")
 
 
 class AdaptivePairSampler:
@@ -140,7 +110,7 @@ class AdaptivePairSampler:
 
     def __init__(self, items: Sequence[str], *, model: str = "thurstone",
                  prior_sd: float | None = None, lapse: float = 0.05, tie_margin: float = 0.25,
-                 refit: float = 0.02, criterion: str = "variance", batch: str = "greedy",
+                 refit: float = 0.02, criterion: str = "ranking", batch: str = "greedy",
                  seed: int = 0, comparisons: pd.DataFrame | None = None) -> None:
         names = list(items)
         bad = [repr(x) for x in names if not (isinstance(x, str) and x)]
@@ -182,7 +152,9 @@ class AdaptivePairSampler:
         n = len(names)
         self.mean = np.zeros(n)
         self.cov = np.eye(n) * self.prior_sd ** 2
-        self._sq = self.cov @ self.cov if criterion == "variance" else None  # C², kept up to date
+        self._metric = None  # "ranking": the weights' Laplacian L (None: the identity)
+        self._gram = None  # C L C (C² for "variance"), kept up to date; None: "information"
+        self._new_gram()
         self.n_updates = 0
         self.n_refits = 0
         self._since_refit = 0
@@ -241,10 +213,11 @@ class AdaptivePairSampler:
         if v > 0:
             beta = min(beta, (1 - 1e-9) / v)  # keep C positive definite against round-off
         self.mean += alpha * u
-        if self._sq is not None:  # (C − β u uᵀ)² = C² − (w uᵀ + u wᵀ), w = β C u − β² (uᵀu) u / 2
-            w = beta * (self.cov @ u) - (beta * beta * float(u @ u) / 2) * u
-            self._sq -= np.outer(w, u)
-            self._sq -= np.outer(u, w)
+        if self._gram is not None:  # (C − βuuᵀ) L (C − βuuᵀ) = G − (w uᵀ + u wᵀ),
+            lu = u if self._metric is None else self._metric @ u  # w = β C L u − β² (uᵀLu) u/2
+            w = beta * (self.cov @ lu) - (beta * beta * float(u @ lu) / 2) * u
+            self._gram -= np.outer(w, u)
+            self._gram -= np.outer(u, w)
         self.cov -= beta * np.outer(u, u)
         self.n_updates += 1
         self._since_refit += 1
@@ -281,10 +254,16 @@ class AdaptivePairSampler:
         self.mean, self.cov, self.prior_sd = laplace_posterior(
             self._wins, self.sigma, self.lapse, self.prior_sd, self.fixed_prior_sd is None,
             start=self.mean)
-        if self._sq is not None:
-            self._sq = self.cov @ self.cov
+        self._new_gram()
         self._since_refit = 0
         self.n_refits += 1
+
+    def _new_gram(self) -> None:
+        if self.criterion == "ranking":
+            self._metric = ranking_metric(self.mean, self.cov)
+            self._gram = self.cov @ (self._metric @ self.cov)
+        elif self.criterion == "variance":
+            self._gram = self.cov @ self.cov
 
     def scores(self) -> pd.DataFrame:
         """The posterior: one row per item (in the order given) with ``mean`` and ``sd``."""
@@ -299,7 +278,7 @@ class AdaptivePairSampler:
         n = len(self.items)
         gain = np.full((n, n), -np.inf, np.float32)
         d = np.diagonal(self.cov).astype(np.float32)
-        g = None if self._sq is None else np.diagonal(self._sq).astype(np.float32)
+        g = None if self._gram is None else np.diagonal(self._gram).astype(np.float32)
         mu = self.mean.astype(np.float32)
         below = np.tril(np.ones((block, block), bool))
         for lo in range(0, n, block):
@@ -309,7 +288,8 @@ class AdaptivePairSampler:
             if g is None:
                 out = pair_information(m, v, self.sigma)
             else:
-                out = variance_reduction(m, v, self._spread(g, self._sq, lo, hi), self.sigma)
+                out = variance_reduction(m, v, self._spread(g, self._gram, lo, hi), self.sigma,
+                                         self.lapse)
             out[:, :hi - lo][below[:hi - lo, :hi - lo]] = -np.inf
             gain[lo:hi, lo:] = out
         return gain
@@ -329,10 +309,10 @@ class AdaptivePairSampler:
         i, j = self._pair(a, b)
         v = max(self.cov[i, i] + self.cov[j, j] - 2 * self.cov[i, j], 0.0)
         m = self.mean[i] - self.mean[j]
-        if self._sq is None:
+        if self._gram is None:
             return float(pair_information(m, v, self.sigma))
-        u2 = max(self._sq[i, i] + self._sq[j, j] - 2 * self._sq[i, j], 0.0)
-        return float(variance_reduction(m, v, u2, self.sigma))
+        u2 = max(self._gram[i, i] + self._gram[j, j] - 2 * self._gram[i, j], 0.0)
+        return float(variance_reduction(m, v, u2, self.sigma, self.lapse))
 
     def next_pair(self, subject=None, exclude: Iterable[tuple[str, str]] = ()) -> tuple[str, str]:
         """The pair with the largest expected information gain (``batch="mst"``: the next pair

@@ -1,10 +1,11 @@
 """Batch mode of :class:`~aigiqa.subjective.adaptive.AdaptivePairSampler`: a spanning tree.
 
 Greedy one-pair-at-a-time selection piles comparisons on the few pairs the criterion ranks
-highest. ASAP's batch mode (ASAP-approx, Mikhailiuk et al., ICPR 2020) and Hybrid-MST (Li et
-al., 2018) instead ask, per batch, for the n − 1 pairs of a *maximum spanning tree* of the
-complete comparison graph weighted by the criterion: every item is compared at least once per
-batch (the coverage of a balanced random design) and the tree's pairs are the informative ones.
+highest. ASAP's batch mode (Mikhailiuk et al., ICPR 2020, with its full or its online
+update) and Hybrid-MST (Li et al., 2018) instead ask, per batch, for the n − 1 pairs of a
+*maximum spanning tree* of the complete comparison graph weighted by the criterion: every item
+is compared at least once per batch (the coverage of a balanced random design) and the tree's
+pairs are the informative ones.
 
 The tree is found by Prim's algorithm on the dense criterion matrix (O(n²) in n vectorised
 steps: 25–30 ms at 1,000 items, where ``scipy.sparse.csgraph.minimum_spanning_tree``, a
