@@ -16,7 +16,8 @@ from aigiqa.store.study_models import StudyBase
 SCORE_TABLES = {"metrics", "scores", "file_hashes"}
 STUDY_TABLES = {"study_databases", "prompts", "generators", "images", "hyper_parameters",
                 "studies", "subjects", "study_sessions", "trials", "ratings", "study_mos",
-                "pair_studies", "pair_trials", "pair_choices"}
+                "pair_studies", "pair_trials", "pair_choices", "adaptive_pair_studies",
+                "adaptive_pair_items"}
 
 
 class _Constant(Metric):
