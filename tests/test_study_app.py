@@ -390,3 +390,27 @@ def test_server_timing_log_has_every_request(tmp_path, study, monkeypatch):
     posts = [r for r in rows if r[0] == "post"]
     assert all(r[1] == "200" and float(r[3]) >= float(r[4]) > 0 for r in posts)
     assert all(r[4] == "" for r in rows if r[0] != "post")
+
+
+def test_a_tuned_server_process_gives_blas_one_thread(study):
+    """tune_process (the served app): the adaptive samplers' algebra gets one BLAS thread per
+    call, whatever the library's default (set to 2 here first)."""
+    import gc
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    threadpool_limits(limits=2, user_api="blas")
+    assert blas() and max(blas()) == 2
+    try:
+        app = create_app(study[0], tune_process=True)
+        assert blas() == [1] * len(blas())
+        with TestClient(app) as c:
+            assert c.get("/healthz").status_code == 200
+            assert blas() == [1] * len(blas())
+    finally:
+        gc.unfreeze()
+        threadpool_limits(limits=max(before), user_api="blas")

@@ -29,10 +29,13 @@ pooled connection (the store's pool has as many, so no connection is opened and 
 load); an image of a known trial is answered on the event loop without a thread.
 ``tune_process=True`` (the uvicorn factory) opens the pool's connections at start-up and moves
 the start-up objects out of the garbage collector's reach (``gc.freeze``: a full collection of
-them took 60-70 ms here, a latency spike). With ``$AIGIQA_STUDY_TIMING`` set to a folder, every
-worker appends one line per request to ``timing-<pid>.tsv`` there (kind, status, start, server
-time, database time), samples its event-loop lag and logs its garbage collections: the load
-benchmark's server-side view.
+them took 60-70 ms here, a latency spike) and gives the BLAS library one thread per call (the
+adaptive pair samplers' dense algebra runs in the request threads and a background fit: with
+OpenBLAS's default of a thread per core they oversubscribe the cores; one fit then took seconds
+instead of 0.85 s at 1,000 images, benchmarks/study_adaptive.py). With
+``$AIGIQA_STUDY_TIMING`` set to a folder, every worker appends one line per request to
+``timing-<pid>.tsv`` there (kind, status, start, server time, database time), samples its
+event-loop lag and logs its garbage collections: the load benchmark's server-side view.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 from aigiqa.errors import AigiqaError
 from aigiqa.store.study import (
@@ -122,6 +126,8 @@ def create_app(store_url: str | Path, *, images_root: str | Path | None = None,
     if threads < 1:
         raise StudyError(f"threads must be >= 1, not {threads}")
     store = StudyStore(store_url, pool_size=threads)
+    if tune_process:  # here, in the process's main thread (from another one it may not hold)
+        threadpool_limits(limits=1, user_api="blas")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     timing_dir = os.environ.get(TIMING_ENV) or None
     images = ImageFiles()
