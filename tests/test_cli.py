@@ -117,6 +117,29 @@ def test_mos_from_demo_ratings(demo_root, tmp_path):
     assert bad.exit_code != 0
 
 
+def test_mos_plans_the_next_ratings(demo_root, tmp_path):
+    from aigiqa.subjective import compute_mos, plan_ratings, read_ratings
+
+    out, plan = tmp_path / "mos.csv", tmp_path / "plan.csv"
+    text = _ok(["mos", demo_root / "ratings.csv", "--out", out, "--plan-next", 30, "--plan", plan,
+                "--plan-objective", "widest"])
+    got = pd.read_csv(plan)
+    assert got["extra"].sum() == 30 and len(got) == 40 and "plan: 30 more ratings" in text
+    want = plan_ratings(compute_mos(read_ratings(demo_root / "ratings.csv")).table, 30,
+                        objective="widest")
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert got["ci95_after"].max() < got["ci95"].max()  # the widest intervals got the ratings
+    for args, message in ((["--plan-next", "5"], "go together"),
+                          (["--plan", str(plan)], "go together"),
+                          (["--plan-next", "-1", "--plan", str(tmp_path / "p2.csv")], ">= 0"),
+                          (["--plan-next", "5", "--plan", str(tmp_path / "p3.csv"),
+                            "--plan-objective", "most"], "'most' is unknown")):
+        bad = runner.invoke(app, ["mos", str(demo_root / "ratings.csv"), "--out",
+                                  str(tmp_path / "m2.csv"), *args])
+        assert bad.exit_code != 0 and message in str(bad.exception), bad.output
+    assert not any((tmp_path / f).exists() for f in ("p2.csv", "p3.csv", "m2.csv"))  # checked first
+
+
 def test_splits_command(demo_root, tmp_path):
     out = tmp_path / "folds.csv"
     text = _ok(["splits", "demo", demo_root, "--split", "fold:1/4", "--seed", 5, "--out", out])

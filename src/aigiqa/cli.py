@@ -32,12 +32,14 @@ app.add_typer(assets_app, name="assets")
 
 
 def _mount_extensions() -> None:
-    """Commands defined next to the code they drive (serve, study, train, generate)."""
+    """Commands defined next to the code they drive (mos, serve, study, train, generate)."""
     from aigiqa.generate.cli import app as generate_app
     from aigiqa.serve.cli import serve
     from aigiqa.study.cli import app as study_app
+    from aigiqa.subjective.cli import mos
     from aigiqa.training.cli import train_command
 
+    app.command("mos")(mos)
     app.command("serve")(serve)
     app.command("train")(train_command)
     app.add_typer(study_app, name="study", help="Subjective studies: create, serve, export.")
@@ -199,83 +201,6 @@ def report(
     from aigiqa.benchmark.report import build_report
 
     typer.echo(str(build_report(results)))
-
-
-def _range(text: str | None, option: str) -> tuple[float, float] | None:
-    """Parse 'lo,hi' (e.g. '0,5') into a pair of floats."""
-    if text is None:
-        return None
-    parts = text.split(",")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise AigiqaError(f"{option} {text!r}: expected two numbers 'lo,hi', e.g. 0,5") from None
-    return lo, hi
-
-
-@app.command()
-def mos(
-    ratings: Annotated[Path, typer.Argument(help="CSV: subject, image, score[, session]")],
-    out: Annotated[Path, typer.Option(help="MOS CSV (image, mos, std, se, ci95, n, sos)")],
-    method: Annotated[str, typer.Option(help="zscore | mos | bias_removed | mle")] = "zscore",
-    scale: Annotated[str | None, typer.Option(help="Rating scale 'lo,hi', e.g. 0,100")] = None,
-    target_range: Annotated[
-        str | None, typer.Option(help="Rescale MOS onto 'lo,hi', e.g. 0,5 for AIGIQA-20K")
-    ] = None,
-    screen: Annotated[
-        bool | None, typer.Option("--screen/--no-screen", help="BT.500 subject screening")
-    ] = None,
-    report_json: Annotated[
-        Path | None, typer.Option("--report", help="Write the screening/subject report (JSON)")
-    ] = None,
-    pairs: Annotated[bool, typer.Option(
-        "--pairs", help="RATINGS is a comparisons CSV (a, b, outcome a|b|tie[, group, "
-        "annotator]): scale it (item, score, se, ci_low, ci_high, wins, losses, ties)")] = False,
-    model: Annotated[str, typer.Option(help="--pairs: bt | thurstone")] = "bt",
-    ties: Annotated[str, typer.Option(help="--pairs: rao-kupper | davidson | drop")] = "rao-kupper",
-    alpha: Annotated[float, typer.Option(help="--pairs: ridge alpha·Σs² (0: pure MLE)")] = 0.0,
-) -> None:
-    """Compute MOS from raw ratings (z-scores, BT.500 screening, subject model, CI95), or with
-    --pairs scale paired comparisons (Bradley-Terry / Thurstone)."""
-    import json
-    import warnings
-
-    from aigiqa.files import check_file, write_text
-    from aigiqa.subjective import compute_mos, read_ratings
-    from aigiqa.subjective.mle import DEGENERATE
-
-    check_file(out, "the MOS CSV", "--out")
-    if pairs:
-        if method != "zscore" or scale or target_range or screen is not None or report_json:
-            raise AigiqaError("--pairs takes --model, --ties and --alpha; --method, --scale, "
-                              "--target-range, --screen and --report are for ratings")
-        from aigiqa.comparisons import read_comparisons
-        from aigiqa.subjective import scale_pairs
-
-        table = scale_pairs(read_comparisons(ratings), model, ties, alpha=alpha)
-        write_text(out, table.to_csv(index=False), "the MOS CSV")
-        typer.echo(f"{len(table)} items, {table.attrs['n_comparisons']} comparisons, {model} "
-                   f"(ties: {ties}, tie parameter {table.attrs['tie_parameter']:.4g}) → {out}")
-        return
-    if report_json is not None:
-        check_file(report_json, "the report", "--report")
-    rating_scale = _range(scale, "--scale")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=DEGENERATE)  # printed below, as one line
-        result = compute_mos(
-            read_ratings(ratings, scale=rating_scale), method=method, scale=rating_scale,
-            target_range=_range(target_range, "--target-range"), screen=screen,
-        )
-    result.to_csv(out)
-    rep = result.report
-    typer.echo(f"{rep['n_images']} images, {rep['n_subjects']} subjects, {rep['n_ratings']} "
-               f"ratings; {len(result.rejected)} subject(s) rejected → {out}")
-    for _, row in result.rejected.iterrows():
-        typer.echo(f"rejected {row['subject']}: {row['reason']}")
-    for text in result.warnings:
-        typer.echo(f"warning: {text}", err=True)
-    if report_json is not None:
-        write_text(report_json, json.dumps(rep, indent=2, default=str), "the report")
 
 
 @app.command()
