@@ -42,14 +42,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import special, stats  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from aigiqa.errors import ComparisonError  # noqa: E402
 from aigiqa.subjective import scale_pairs  # noqa: E402
 from aigiqa.subjective.adaptive import CRITERIA, AdaptivePairSampler  # noqa: E402
 from aigiqa.subjective.adaptive_batch import BATCHES  # noqa: E402
 from aigiqa.subjective.adaptive_ratings import plan_ratings  # noqa: E402
-from aigiqa.subjective.simulate import JND_SIGMA, simulate_pair_raters  # noqa: E402
+from aigiqa.subjective.simulate import design_discordance, simulate_pair_raters  # noqa: E402
 
 TARGETS = (0.95, 0.98)
 N_RATERS = 20
@@ -137,23 +137,10 @@ def pairs_table(spreads, seeds, n, cap, criterion, batch="greedy") -> None:
 
 
 def expected_discordance(quality, i, j, lapse: float = 0.05) -> float:
-    """1 − Kendall's τ that a design (pairs i, j) leaves on average, Σ Φ(−|Δq|/√V) over all
-    pairs, V from the inverse Fisher information of its judgements at the true qualities: the
-    design's worth without the outcomes' noise."""
+    """1 − Kendall's τ that a design (pairs i, j) leaves on average, without the outcomes'
+    noise (:func:`~aigiqa.subjective.simulate.design_discordance` over the number of pairs)."""
     n = len(quality)
-    x = (quality[i] - quality[j]) / JND_SIGMA
-    p = lapse / 2 + (1 - lapse) * special.ndtr(x)
-    info = ((1 - lapse) * stats.norm.pdf(x)) ** 2 / (p * (1 - p))
-    fisher = np.zeros((n, n))
-    np.add.at(fisher, (i, j), -info)
-    np.add.at(fisher, (j, i), -info)
-    fisher[np.diag_indices(n)] = -fisher.sum(axis=1)
-    cov = np.linalg.pinv(fisher)
-    d = np.diag(cov)
-    k = np.triu_indices(n, 1)
-    var = np.maximum((d[:, None] + d[None, :] - 2 * cov)[k], 1e-12)
-    gap = np.abs(quality[:, None] - quality[None, :])[k]
-    return float(2 * special.ndtr(-gap / np.sqrt(var)).mean())
+    return 2 * design_discordance(quality, i, j, lapse) / (n * (n - 1) / 2)
 
 
 def designs_table(spreads, n: int = 200, seed: int = 0) -> None:

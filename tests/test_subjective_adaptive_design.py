@@ -5,10 +5,10 @@ qualities (free of the outcomes' noise); the left/right order of proposed pairs.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from aigiqa.subjective.adaptive import AdaptivePairSampler
-from aigiqa.subjective.simulate import JND_SIGMA, simulate_pair_raters
+from aigiqa.subjective.simulate import design_discordance, simulate_pair_raters
 
 
 def names(n):
@@ -16,24 +16,10 @@ def names(n):
 
 
 def expected_discordance(quality, pairs, lapse=0.05):
-    """The expected number of pairs a design leaves in the wrong order, Σ Φ(−|Δq|/√V), V from
-    the inverse Fisher information of its judgements at the true qualities (JND units): a
-    yardstick of the design itself, free of the outcomes' noise."""
-    n = len(quality)
+    """The expected number of pairs a design leaves in the wrong order, without the outcomes'
+    noise (the benchmark's yardstick)."""
     i, j = np.array(pairs).T
-    x = (quality[i] - quality[j]) / JND_SIGMA
-    p = lapse / 2 + (1 - lapse) * special.ndtr(x)
-    info = ((1 - lapse) * stats.norm.pdf(x)) ** 2 / (p * (1 - p))
-    fisher = np.zeros((n, n))
-    np.add.at(fisher, (i, j), -info)
-    np.add.at(fisher, (j, i), -info)
-    fisher[np.diag_indices(n)] = -fisher.sum(axis=1)
-    cov = np.linalg.pinv(fisher)
-    d = np.diag(cov)
-    k = np.triu_indices(n, 1)
-    var = (d[:, None] + d[None, :] - 2 * cov)[k]
-    gap = np.abs(quality[:, None] - quality[None, :])[k]
-    return special.ndtr(-gap / np.sqrt(var)).sum()
+    return design_discordance(quality, i, j, lapse)
 
 
 def adaptive_design(n, spread, seed, budget, criterion):

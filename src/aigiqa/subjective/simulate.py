@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["JND_SIGMA", "SimulatedPairRaters", "SimulatedStudy", "simulate_pair_raters",
-           "simulate_ratings"]
+__all__ = ["JND_SIGMA", "SimulatedPairRaters", "SimulatedStudy", "design_discordance",
+           "simulate_pair_raters", "simulate_ratings"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,29 @@ def simulate_pair_raters(n_items: int = 200, spread: float = 1.0, n_raters: int 
     quality = rng.normal(0.0, spread, n_items)
     bias = rng.normal(position_bias, abs(position_bias) / 2, n_raters)
     return SimulatedPairRaters(quality, bias, lapse, rng)
+
+
+def design_discordance(quality, i, j, lapse: float = 0.05) -> float:
+    """The expected number of item pairs a design (judgements of the pairs ``i[k]``, ``j[k]``)
+    leaves in the wrong order, Σ Φ(−|Δq|/√V) over all item pairs, V the variance of the
+    difference from the inverse Fisher information of the judgements at the true ``quality``
+    (JND units; Thurstone with a ``lapse`` rate, as the simulated raters): the design's worth
+    without the outcomes' noise (2 / (n(n − 1)/2) times it is the expected 1 − Kendall's τ)."""
+    from scipy import special
+
+    quality = np.asarray(quality, float)
+    i, j = np.asarray(i), np.asarray(j)
+    n = len(quality)
+    x = (quality[i] - quality[j]) / JND_SIGMA
+    p = lapse / 2 + (1 - lapse) * special.ndtr(x)
+    info = ((1 - lapse) * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)) ** 2 / (p * (1 - p))
+    fisher = np.zeros((n, n))
+    np.add.at(fisher, (i, j), -info)
+    np.add.at(fisher, (j, i), -info)
+    fisher[np.diag_indices(n)] = -fisher.sum(axis=1)
+    cov = np.linalg.pinv(fisher)
+    d = np.diag(cov)
+    k = np.triu_indices(n, 1)
+    var = np.maximum((d[:, None] + d[None, :] - 2 * cov)[k], 1e-12)
+    gap = np.abs(quality[:, None] - quality[None, :])[k]
+    return float(special.ndtr(-gap / np.sqrt(var)).sum())
